@@ -1,0 +1,137 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: inference.deepseek_v4 contributors
+# Apache License 2.0 (see LICENSE)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: serving_plan
+short_description: Compute and validate the DeepSeek-V4-Flash serving plan of an inventory
+version_added: "0.1.0"
+description:
+  - Turns the inventory (topology, hardware profile, recipe profile, per-host GPU sets and addresses) into the exact
+    command, environment, container options, ports and start order of every vLLM engine, vllm-router and LMCache
+    server of the chosen topology.
+  - Validates the result before any host is changed, and reports every problem at once, each naming the variable,
+    the value found and the fix (GPU sets, tensor x data parallel sizes, port clashes, KV transfer configuration,
+    router connector, Think Max context length, LMCache KV cache dtype, tokenizer mode, image tags, Blackwell-only
+    flags, user flags that contradict managed ones).
+  - Runs on the controller and contacts no host. When O(hosts) is omitted, the action plugin of the same name reads
+    the hosts from the inventory groups named by O(settings) (C(prefill), C(decode), C(router), C(serving)) and the
+    per-host variables C(plan_address) (default C(ansible_host)), C(plan_gpu_count), C(plan_prefill_gpus),
+    C(plan_decode_gpus) and C(plan_engine_gpus).
+author:
+  - inference.deepseek_v4 maintainers
+options:
+  settings:
+    description:
+      - Plan settings, keyed without the C(plan_) prefix of the role variables of M(inference.deepseek_v4.serving_plan)'s
+        role C(inference.deepseek_v4.plan), for example C(topology), C(hardware), C(recipe), C(image),
+        C(prefill_port), C(extra_engine_args), C(decode_flag_overrides).
+      - Unknown keys are refused. Keys left out or null take the recipe, topology or hardware profile default.
+    type: dict
+    default: {}
+  hosts:
+    description:
+      - The hosts of the topology. Each item has C(name), C(groups) and optionally C(address), C(gpu_count),
+        C(prefill_gpus), C(decode_gpus), C(engine_gpus).
+      - Filled from the inventory by the action plugin when omitted.
+    type: list
+    elements: dict
+attributes:
+  check_mode:
+    support: full
+    description: The module only computes; check mode returns the same plan.
+  diff_mode:
+    support: none
+  platform:
+    platforms: posix
+    description: Runs on the controller (or any host with Python); it contacts no inventory host.
+notes:
+  - The plan format is described in docs/plan-format.md of the collection.
+"""
+
+EXAMPLES = r"""
+- name: Plan the H200 prefill/decode topology of this inventory
+  inference.deepseek_v4.serving_plan:
+    settings:
+      topology: h200_pd
+      hardware: h200
+  register: plan
+
+- name: Plan a GB200 cluster from explicit hosts
+  inference.deepseek_v4.serving_plan:
+    settings:
+      topology: gb200_pd_cluster
+    hosts:
+      - {name: tray-1, groups: [prefill], address: 10.0.0.1}
+      - {name: tray-2, groups: [decode], address: 10.0.0.2}
+      - {name: head, groups: [router]}
+"""
+
+RETURN = r"""
+plan:
+  description: The serving plan (see docs/plan-format.md).
+  returned: success
+  type: dict
+  contains:
+    topology:
+      description: Topology name.
+      type: str
+      sample: h200_pd
+    services:
+      description: Every engine, router and LMCache server with host, name, kind, role, image, argv, env, gpus, ports,
+        container options, URLs, start order and the shell command a person would type.
+      type: list
+      elements: dict
+    warnings:
+      description: Things that are allowed but worth knowing.
+      type: list
+      elements: str
+    endpoint:
+      description: Where clients connect (the router, or the engine for non-disaggregated topologies).
+      type: dict
+summary:
+  description: The plan as lines a person reads, every service as a shell command.
+  returned: success
+  type: list
+  elements: str
+problems:
+  description: On failure, every problem found, each with host, variable, found, message and fix.
+  returned: failure
+  type: list
+  elements: dict
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.inference.deepseek_v4.plugins.module_utils.plan_engine import (
+    PlanError,
+    build_plan,
+    summary_lines,
+)
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            settings=dict(type="dict", default={}),
+            hosts=dict(type="list", elements="dict"),
+        ),
+        supports_check_mode=True,
+    )
+    if module.params["hosts"] is None:
+        module.fail_json(msg="hosts is required when the module runs without its action plugin.")
+    try:
+        plan = build_plan(module.params["settings"], module.params["hosts"])
+    except PlanError as exc:
+        module.fail_json(msg=exc.summary(), problems=[p.as_dict() for p in exc.problems], warnings_found=exc.warnings)
+    for warning in plan["warnings"]:
+        module.warn(warning)
+    module.exit_json(changed=False, plan=plan, summary=summary_lines(plan))
+
+
+if __name__ == "__main__":
+    main()
