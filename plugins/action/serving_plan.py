@@ -10,7 +10,9 @@ from ansible.plugins.action import ActionBase
 from ansible_collections.inference.deepseek_v4.plugins.module_utils.plan_engine import (
     PlanError,
     build_plan,
+    plan_json,
     summary_lines,
+    write_if_changed,
 )
 from ansible_collections.inference.deepseek_v4.plugins.module_utils.plan_profiles import (
     HOST_SETTINGS,
@@ -23,7 +25,7 @@ HOST_VAR_PREFIX = "plan_"
 
 class ActionModule(ActionBase):
     TRANSFERS_FILES = False
-    _VALID_ARGS = frozenset(("settings", "hosts"))
+    _VALID_ARGS = frozenset(("settings", "hosts", "dest"))
 
     def _inventory_hosts(self, settings, task_vars):
         topology = settings.get("topology") or SETTINGS["topology"]
@@ -55,6 +57,7 @@ class ActionModule(ActionBase):
         valid, args = self.validate_argument_spec(argument_spec=dict(
             settings=dict(type="dict", default={}),
             hosts=dict(type="list", elements="dict"),
+            dest=dict(type="path"),
         ))
         settings = dict(args["settings"] or {})
         hosts = args["hosts"]
@@ -68,4 +71,8 @@ class ActionModule(ActionBase):
         for warning in plan["warnings"]:
             self._display.warning(warning)
         result.update(changed=False, plan=plan, summary=summary_lines(plan))
+        if args["dest"]:
+            # The plan is written on the controller, where this action runs.
+            result["dest"] = args["dest"]
+            result["changed"] = write_if_changed(args["dest"], plan_json(plan), self._task.check_mode)
         return result

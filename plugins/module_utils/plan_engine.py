@@ -13,8 +13,10 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import os
 import re
 import shlex
+import tempfile
 
 from ansible_collections.inference.deepseek_v4.plugins.module_utils import plan_profiles as P
 
@@ -573,7 +575,9 @@ def _service(host, name, kind, role, image, argv, env, gpus, ports, container, u
 
 
 def _default_gpus(topology, role, host, profile):
-    count = host["gpu_count"]
+    # Defaults follow the hardware profile, not the host's reported count, so that a host with fewer GPUs than
+    # its profile is refused rather than silently planned smaller.
+    count = profile["gpus_per_node"]
     if topology in ("h200_pd", "h200_pd_nixl"):
         half = max(count // 2, 1)
         both = len(host["groups_effective"]) > 1
@@ -581,19 +585,18 @@ def _default_gpus(topology, role, host, profile):
             return list(range(half)) if both else list(range(min(4, count)))
         return list(range(half, count)) if both else list(range(min(4, count)))
     if topology == "gb200_pd_cluster":
-        return list(range(min(profile["gpus_per_node"], count)))
+        return list(range(count))
     return list(range(count))
 
 
-def _engine_gpu_sets(s, topology, host, problems):
-    """Single/LMCache engines: one GPU set per replica."""
+def _engine_gpu_sets(s, topology, host, profile, problems):
+    """Single/LMCache engines: one GPU set per replica (defaults follow the hardware profile)."""
     raw = host["engine_gpus"]
     replicas = s["replicas_per_host"]
     if raw is None:
         if topology == "lmcache_tp8":
-            return [list(range(host["gpu_count"]))] * 1 if replicas == 1 else \
-                [list(range(i * host["gpu_count"] // replicas, (i + 1) * host["gpu_count"] // replicas))
-                 for i in range(replicas)]
+            per = profile["gpus_per_node"] // replicas
+            return [list(range(i * per, (i + 1) * per)) for i in range(replicas)]
         return [list(range(i * 4, i * 4 + 4)) for i in range(replicas)]
     if isinstance(raw, (list, tuple)) and raw and all(isinstance(x, (list, tuple)) for x in raw):
         sets = [_gpu_list(x, var("engine_gpus"), host["name"], problems) for x in raw]
@@ -833,7 +836,7 @@ def _router_service(s, topology, tdef, router_host, prefills, decodes, problems)
 def _single_services(s, topology, profile, serving, problems, warnings):
     services = []
     for h in serving:
-        sets = _engine_gpu_sets(s, topology, h, problems)
+        sets = _engine_gpu_sets(s, topology, h, profile, problems)
         for idx, gpus in enumerate(sets):
             suffix = "" if len(sets) == 1 else "-%d" % idx
             port = s["engine_port"] + idx
@@ -1219,3 +1222,32 @@ def summary_lines(plan):
     for w in plan["warnings"]:
         out.append("WARNING: %s" % w)
     return out
+
+
+def plan_json(plan):
+    return json.dumps(plan, indent=2, sort_keys=False) + "\n"
+
+
+def write_if_changed(path, content, check_mode=False):
+    """Write content to path atomically (mode 0644) unless it is already there. Returns whether it changed."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            if f.read() == content:
+                return False
+    except (IOError, OSError):
+        pass
+    if check_mode:
+        return True
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        os.makedirs(directory, 0o755)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".plan-")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(content)
+        os.chmod(tmp, 0o644)
+        os.rename(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return True

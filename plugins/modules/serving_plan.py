@@ -33,6 +33,11 @@ options:
       - Unknown keys are refused. Keys left out or null take the recipe, topology or hardware profile default.
     type: dict
     default: {}
+  dest:
+    description:
+      - When set, the plan is also written there as JSON (mode 0644, atomically, only when its content changes;
+        not in check mode). Its directory is created.
+    type: path
   hosts:
     description:
       - The hosts of the topology. Each item has C(name), C(groups) and optionally C(address), C(gpu_count),
@@ -43,7 +48,7 @@ options:
 attributes:
   check_mode:
     support: full
-    description: The module only computes; check mode returns the same plan.
+    description: Check mode returns the same plan and reports whether O(dest) would change, without writing it.
   diff_mode:
     support: none
   platform:
@@ -60,6 +65,12 @@ EXAMPLES = r"""
       topology: h200_pd
       hardware: h200
   register: plan
+
+- name: Plan and keep the plan as JSON
+  inference.deepseek_v4.serving_plan:
+    settings:
+      topology: lmcache_tp8
+    dest: /tmp/plan/plan.json
 
 - name: Plan a GB200 cluster from explicit hosts
   inference.deepseek_v4.serving_plan:
@@ -93,6 +104,11 @@ plan:
     endpoint:
       description: Where clients connect (the router, or the engine for non-disaggregated topologies).
       type: dict
+dest:
+  description: Where the plan was written.
+  returned: when O(dest) is set
+  type: str
+  sample: /tmp/plan/plan.json
 summary:
   description: The plan as lines a person reads, every service as a shell command.
   returned: success
@@ -110,7 +126,9 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.inference.deepseek_v4.plugins.module_utils.plan_engine import (
     PlanError,
     build_plan,
+    plan_json,
     summary_lines,
+    write_if_changed,
 )
 
 
@@ -119,6 +137,7 @@ def main():
         argument_spec=dict(
             settings=dict(type="dict", default={}),
             hosts=dict(type="list", elements="dict"),
+            dest=dict(type="path"),
         ),
         supports_check_mode=True,
     )
@@ -130,7 +149,11 @@ def main():
         module.fail_json(msg=exc.summary(), problems=[p.as_dict() for p in exc.problems], warnings_found=exc.warnings)
     for warning in plan["warnings"]:
         module.warn(warning)
-    module.exit_json(changed=False, plan=plan, summary=summary_lines(plan))
+    result = dict(changed=False, plan=plan, summary=summary_lines(plan))
+    if module.params["dest"]:
+        result["dest"] = module.params["dest"]
+        result["changed"] = write_if_changed(module.params["dest"], plan_json(plan), module.check_mode)
+    module.exit_json(**result)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,61 @@
+# -*- coding: utf-8 -*-
+"""playbooks/plan.yml end to end: controller only, plan.json as specified, bad inventories refused clearly."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+INVENTORIES = ["h200_pd", "h200_pd_nixl", "single_node", "gb200_pd_cluster", "lmcache_tp8"]
+SERVICE_KEYS = {"host", "name", "kind", "role", "image", "argv", "env", "gpus", "ports", "container", "url",
+                "health_url", "start_order", "after", "restart_with", "plan_hash", "command", "entrypoint"}
+
+
+def ansible_playbook():
+    local = os.path.join(os.path.dirname(sys.executable), "ansible-playbook")
+    return local if os.path.exists(local) else shutil.which("ansible-playbook")
+
+
+def play(*args):
+    env = dict(os.environ, ANSIBLE_NOCOLOR="1")
+    return subprocess.run([ansible_playbook(), "playbooks/plan.yml", *args], cwd=ROOT, capture_output=True,
+                          text=True, env=env, check=False)
+
+
+@pytest.mark.parametrize("inventory", INVENTORIES)
+def test_plan_json_for_every_example_inventory(inventory, tmp_path):
+    proc = play("-i", "inventories/%s" % inventory, "-e", "plan_dir=%s" % tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    plan = json.loads((tmp_path / "plan.json").read_text())
+    assert plan["topology"] == inventory
+    for svc in plan["services"]:
+        assert SERVICE_KEYS <= set(svc), SERVICE_KEYS - set(svc)
+        first = {"engine": plan["model"], "router": "vllm-router", "lmcache": "lmcache"}[svc["kind"]]
+        assert svc["argv"][0] == first
+    # every service is printed as the command a person would type
+    for svc in plan["services"]:
+        assert svc["command"].split("\n")[0] in proc.stdout
+    # the controller only: no inventory host appears in the recap
+    recap = [line.split()[0] for line in proc.stdout.split("PLAY RECAP")[1].splitlines() if ": ok=" in line]
+    assert recap == ["localhost"]
+
+
+def test_bad_inventory_is_refused_with_every_problem(tmp_path):
+    proc = play("-i", "inventories/h200_pd", "-e", '{"plan_image": "vllm/vllm-openai:latest", "plan_max_model_len": 4096}',
+                "-e", "plan_dir=%s" % tmp_path)
+    assert proc.returncode != 0
+    out = proc.stdout + proc.stderr
+    assert "plan_image" in out and "plan_max_model_len" in out and "no host was changed" in out
+    assert not (tmp_path / "plan.json").exists()
+
+
+def test_second_run_changes_nothing(tmp_path):
+    first = play("-i", "inventories/gb200_pd_cluster", "-e", "plan_dir=%s" % tmp_path, "-e", "plan_print=false")
+    second = play("-i", "inventories/gb200_pd_cluster", "-e", "plan_dir=%s" % tmp_path, "-e", "plan_print=false")
+    assert "changed=1" in first.stdout and "changed=0" in second.stdout

@@ -1,0 +1,121 @@
+# -*- coding: utf-8 -*-
+"""Golden tests: with the example inventories' settings, the plan emits exactly the source documents' commands."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+
+import pytest
+
+from ansible_collections.inference.deepseek_v4.plugins.module_utils.plan_engine import build_plan
+
+TESTS = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+SEEDS = os.path.join(TESTS, "fixtures", "seeds")
+ROOT = os.path.dirname(TESTS)
+
+
+def seed_text(name):
+    with open(os.path.join(SEEDS, name), encoding="utf-8") as f:
+        return f.read()
+
+
+def commands(text, start):
+    """Every command starting with `start`, continuation lines joined, split as the shell would."""
+    out = []
+    lines = text.splitlines()
+    for i, line in enumerate(lines):
+        if not line.strip().startswith(start):
+            continue
+        parts = []
+        j = i
+        while True:
+            cur = lines[j].rstrip()
+            parts.append(cur[:-1] if cur.endswith("\\") else cur)
+            if not cur.endswith("\\"):
+                break
+            j += 1
+        out.append(shlex.split(" ".join(parts)))
+    return out
+
+
+def inventory_settings(name):
+    """The plan_* settings an example inventory sets (uncommented lines of group_vars/all.yml)."""
+    settings = {}
+    path = os.path.join(ROOT, "inventories", name, "group_vars", "all.yml")
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            m = re.match(r"^plan_(\w+):\s*(.+)$", line)
+            if m:
+                settings[m.group(1)] = m.group(2).strip().strip('"')
+    return settings
+
+
+def by_role(plan, role):
+    return [s for s in plan["services"] if s["role"] == role]
+
+
+@pytest.fixture(scope="module")
+def h200_plan():
+    hosts = [{"name": "h200-node-1", "groups": ["prefill", "decode", "router"], "address": "10.0.0.11"}]
+    return build_plan(inventory_settings("h200_pd"), hosts)
+
+
+@pytest.fixture(scope="module")
+def h200_seed():
+    text = seed_text("000_23be139418635e2c.txt")
+    docker = commands(text, "docker run")
+    router = commands(text, "vllm-router")
+    assert len(docker) == 2 and len(router) == 1, "the seed's three commands were found"
+    return {"prefill": docker[0], "decode": docker[1], "router": router[0]}
+
+
+@pytest.mark.parametrize("role", ["prefill", "decode", "router"])
+def test_h200_pd_equals_the_seed_flag_for_flag(h200_plan, h200_seed, role):
+    (service,) = by_role(h200_plan, role)
+    rendered = shlex.split(service["command"].replace("\\\n", " "))
+    assert rendered == h200_seed[role]
+
+
+@pytest.mark.parametrize("role", ["prefill", "decode"])
+def test_h200_pd_argv_and_env_are_the_seed(h200_plan, h200_seed, role):
+    (service,) = by_role(h200_plan, role)
+    seed = h200_seed[role]
+    image_at = seed.index("vllm/vllm-openai:deepseekv4-cu130")
+    assert service["image"] == seed[image_at]
+    assert service["argv"] == seed[image_at + 1:]
+    seed_env = [seed[i + 1] for i, tok in enumerate(seed[:image_at]) if tok == "-e"]
+    assert ["%s=%s" % kv for kv in service["env"].items()] == seed_env
+    assert service["gpus"] == [int(g) for g in service["env"]["CUDA_VISIBLE_DEVICES"].split(",")]
+
+
+def test_h200_pd_router_is_the_seed(h200_plan, h200_seed):
+    (router,) = by_role(h200_plan, "router")
+    assert router["argv"] == h200_seed["router"]
+
+
+def test_lmcache_tp8_equals_the_seed():
+    text = seed_text("003_196fbb0241e5a361.txt")
+    (server,) = commands(text, "lmcache server")
+    (serve,) = commands(text, "vllm serve")
+    plan = build_plan(inventory_settings("lmcache_tp8"), [{"name": "h200-node-1", "groups": ["serving"]}])
+    (engine,) = by_role(plan, "single")
+    (lmcache,) = by_role(plan, "lmcache")
+    assert lmcache["argv"] == server
+    assert serve[:2] == ["vllm", "serve"]
+    assert engine["argv"] == serve[2:]
+    cfg = engine["argv"][engine["argv"].index("--kv-transfer-config") + 1]
+    assert json.loads(cfg) == {"kv_connector": "LMCacheMPConnector", "kv_role": "kv_both"}
+    assert engine["env"] == {}, "the LMCache seed sets no environment"
+
+
+def test_seed_fixtures_are_the_source_documents():
+    """The copies under tests/fixtures/seeds are the project's source documents, byte for byte, where present."""
+    shared = os.path.join(os.path.dirname(ROOT), "shared", "seeds")
+    if not os.path.isdir(shared):
+        pytest.skip("the source documents folder is not beside this checkout")
+    for name in os.listdir(SEEDS):
+        with open(os.path.join(shared, name), "rb") as a, open(os.path.join(SEEDS, name), "rb") as b:
+            assert a.read() == b.read(), name
