@@ -236,9 +236,9 @@ def _merge_settings(user):
             settings[key] = recipe[key]
     if settings["lmcache_image"] is None:
         settings["lmcache_image"] = settings["image"]
-    for key in ("prefill_port", "decode_port"):
+    for key, fallback in (("prefill_port", 8000), ("decode_port", 8001), ("decode_side_channel_port", 5567)):
         if settings[key] is None:
-            settings[key] = tdef.get(key, 8000)
+            settings[key] = tdef.get(key, fallback)
     _check_types(settings, problems)
     return settings, problems
 
@@ -571,6 +571,7 @@ def _service(host, name, kind, role, image, argv, env, gpus, ports, container, u
         "start_order": order,
         "after": [],
         "restart_with": [],
+        "port_ranges": {},
     }
 
 
@@ -759,6 +760,7 @@ def _pd_services(s, topology, tdef, profile, prefill_hosts, decode_hosts, router
             env_extra = ["extra_env", "extra_%s_env" % role]
             env = _engine_env(s, profile, base_env, gpus, h, role, env_extra, problems)
             ports = {"api": port}
+            port_ranges = {}
             if connector == "MooncakeConnector":
                 ports["mooncake_bootstrap"] = s["%s_bootstrap_port" % role]
                 env["VLLM_MOONCAKE_BOOTSTRAP_PORT"] = str(ports["mooncake_bootstrap"])
@@ -767,6 +769,9 @@ def _pd_services(s, topology, tdef, profile, prefill_hosts, decode_hosts, router
             elif connector == "NixlConnector":
                 ports["nixl_side_channel"] = s["%s_side_channel_port" % role]
                 env["VLLM_NIXL_SIDE_CHANNEL_PORT"] = str(ports["nixl_side_channel"])
+                # vLLM listens on base + data_parallel_index for each DP rank of the engine.
+                first = ports["nixl_side_channel"] + (pool["start_rank"] if pool else 0)
+                port_ranges = {"nixl_side_channel": [first, first + dp - 1]}
                 if multi:
                     env["VLLM_NIXL_SIDE_CHANNEL_HOST"] = h["address"]
             if multi:
@@ -784,6 +789,7 @@ def _pd_services(s, topology, tdef, profile, prefill_hosts, decode_hosts, router
                            _router_url(h, router_host, port), "http://localhost:%d/health" % port,
                            20 if role == "prefill" else 30)
             svc["_flags"] = flags
+            svc["port_ranges"] = port_ranges
             services.append(svc)
     prefills = [x for x in services if x["role"] == "prefill"]
     decodes = [x for x in services if x["role"] == "decode"]
@@ -969,22 +975,37 @@ def _validate(s, topology, profile, hostmap, services, problems, warnings):
         role = svc["role"] if svc["role"] in ("prefill", "decode") else "engine"
         return port_vars[kind].replace("<role>", role)
 
+    def occupied(svc):
+        """(kind, port) of every port the service listens on, ranges expanded."""
+        for kind, port in svc["ports"].items():
+            lo, hi = svc.get("port_ranges", {}).get(kind, (port, port))
+            for p in range(int(lo), int(hi) + 1):
+                yield kind, p
+
     for host, svcs in by_host.items():
         used = {}
+        clashes = {}
         for svc in svcs:
             for kind, port in svc["ports"].items():
                 if not 1 <= int(port) <= 65535:
                     problems.append(Problem(port_var(svc, kind), port, "is not a TCP port.",
                                             "use a port between 1 and 65535.", host))
-                if port in used:
-                    other = used[port]
-                    problems.append(Problem(port_var(svc, kind), port,
-                                            "port %d (%s %s) is also %s %s on this host." % (
-                                                port, svc["name"], kind, other[0], other[1]),
-                                            "give every service port on a host its own number (change %s or %s)."
-                                            % (port_var(svc, kind), other[2]), host))
-                else:
+            for kind, port in occupied(svc):
+                other = used.get(port)
+                if other is None:
                     used[port] = (svc["name"], kind, port_var(svc, kind))
+                elif other[:2] != (svc["name"], kind):
+                    clashes.setdefault((svc["name"], kind, port_var(svc, kind)) + other, []).append(port)
+        for (name, kind, variable, oname, okind, ovariable), ports in clashes.items():
+            svc = [x for x in svcs if x["name"] == name][0]
+            ranged = " (vLLM opens one NIXL side channel per DP rank: base port + data_parallel_index)" if (
+                "nixl_side_channel" in (kind, okind)) else ""
+            problems.append(Problem(variable, svc["ports"][kind],
+                                    "port%s %s (%s %s) also used by %s %s on this host%s." % (
+                                        "s" if len(ports) > 1 else "", ",".join(str(p) for p in ports), name, kind,
+                                        oname, okind, ranged),
+                                    "give every service port on a host its own number (change %s or %s)."
+                                    % (variable, ovariable), host))
 
     # The engines' KV transfer config, and the router's connector.
     connectors = set()

@@ -35,7 +35,7 @@ SETTINGS = {
     "prefill_bootstrap_port": 8998,
     "decode_bootstrap_port": 9889,
     "prefill_side_channel_port": 5557,
-    "decode_side_channel_port": 5558,
+    "decode_side_channel_port": None,
     "prefill_dp_rpc_port": 29550,
     "decode_dp_rpc_port": 29650,
     "replicas_per_host": 1,
@@ -183,6 +183,9 @@ TOPOLOGIES = {
         "mount_shared": True,
         "prefill_port": 8000,
         "decode_port": 8001,
+        # vLLM opens one side channel per DP rank (base port + data_parallel_index): prefill takes 5557-5560 on a
+        # DP4 engine, so the decode engine on the same host starts above that range.
+        "decode_side_channel_port": 5567,
     },
     "gb200_pd_cluster": {
         "description": "prefill and decode pools of GB200 trays, data parallel across nodes, KV over NIXL",
@@ -194,6 +197,7 @@ TOPOLOGIES = {
         "multi_node": True,
         "prefill_port": 8001,
         "decode_port": 8002,
+        "decode_side_channel_port": 5558,
     },
     "lmcache_tp8": {
         "description": "LMCache MP server beside a tensor-parallel + expert-parallel engine on each host",

@@ -192,7 +192,7 @@ def test_router_needs_one_data_parallel_size():
 
 # ------------------------------------------------------------------------------------------------ ports
 def test_api_ports_clash():
-    p = one({"prefill_port": 8001}, text="port 8001")
+    p = one({"prefill_port": 8001}, text="port 8001 ")
     assert "plan_prefill_port" in p.fix and "plan_decode_port" in p.fix
 
 
@@ -203,7 +203,26 @@ def test_bootstrap_port_clashes_with_router():
 
 def test_side_channel_port_clash_nixl():
     one({"topology": "h200_pd_nixl", "decode_side_channel_port": 5557}, variable="plan_decode_side_channel_port",
-        text="port 5557")
+        text="ports 5557,5558,5559,5560")
+
+
+def test_side_channel_ranges_overlap_per_dp_rank():
+    # 5557/5558 look distinct, but a DP4 prefill listens on 5557-5560.
+    p = one({"topology": "h200_pd_nixl", "decode_side_channel_port": 5558}, variable="plan_decode_side_channel_port",
+            text="ports 5558,5559,5560")
+    assert "data_parallel_index" in p.message
+
+
+def test_nixl_default_side_channels_do_not_overlap():
+    result = plan({"topology": "h200_pd_nixl"})
+    assert svc(result, "deepseek-v4-prefill")["port_ranges"] == {"nixl_side_channel": [5557, 5560]}
+    assert svc(result, "deepseek-v4-decode")["port_ranges"] == {"nixl_side_channel": [5567, 5570]}
+
+
+def test_gb200_side_channel_range_follows_the_global_rank():
+    result = plan({"topology": "gb200_pd_cluster"}, GB200_HOSTS)
+    p2 = [s for s in result["services"] if s["host"] == "p2"][0]
+    assert p2["port_ranges"]["nixl_side_channel"] == [5561, 5564]
 
 
 def test_router_metrics_port_clash():

@@ -1,0 +1,461 @@
+# -*- coding: utf-8 -*-
+# Copyright: inference.deepseek_v4 maintainers
+# Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)
+"""Pure parsing and evaluation helpers for GPU host facts.
+
+Nothing here imports Ansible: the functions take the text printed by ``nvidia-smi``,
+``nv-fabricmanager``, ``nvidia-ctk`` and ``docker info`` and return plain data, and
+``evaluate`` compares such facts with the requirements of a hardware profile.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import json
+import re
+import xml.etree.ElementTree as ET
+
+# The fields the gpu_facts module asks nvidia-smi for, in this order.
+QUERY_FIELDS = (
+    "index",
+    "name",
+    "uuid",
+    "memory.total",
+    "compute_cap",
+    "driver_version",
+    "mig.mode.current",
+    "persistence_mode",
+)
+
+_NOT_AVAILABLE = ("[N/A]", "N/A", "[Not Supported]", "Not Supported", "")
+
+ARCH_ALIASES = {
+    "amd64": "x86_64",
+    "x86_64": "x86_64",
+    "x64": "x86_64",
+    "arm64": "aarch64",
+    "aarch64": "aarch64",
+    "arm64/v8": "aarch64",
+}
+
+
+def normalize_arch(arch):
+    """Map the many spellings of a CPU architecture to ``x86_64`` or ``aarch64``."""
+    if arch is None:
+        return None
+    text = str(arch).strip().lower()
+    if text.startswith("linux/"):
+        text = text[len("linux/"):]
+    return ARCH_ALIASES.get(text, text)
+
+
+def _clean(value):
+    value = value.strip()
+    return None if value in _NOT_AVAILABLE else value
+
+
+def _to_int(value):
+    if value is None:
+        return None
+    match = re.match(r"^\s*(\d+)", str(value))
+    return int(match.group(1)) if match else None
+
+
+def _mode_enabled(value):
+    """``Enabled``/``Disabled`` (any case) to a boolean; ``None`` when not reported."""
+    if value is None:
+        return None
+    text = value.strip().lower()
+    if text in ("enabled", "on", "1", "true"):
+        return True
+    if text in ("disabled", "off", "0", "false"):
+        return False
+    return None
+
+
+def version_tuple(version):
+    """``"580.95.05"`` -> ``(580, 95, 5)``; non numeric parts are dropped; ``None`` -> ``()``."""
+    if version is None:
+        return ()
+    parts = []
+    for piece in re.split(r"[.\-]", str(version).strip()):
+        if not piece.isdigit():
+            break
+        parts.append(int(piece))
+    return tuple(parts)
+
+
+def version_at_least(found, needed):
+    """Compare dotted versions component by component (``580.95.05`` >= ``580``)."""
+    found_t = version_tuple(found)
+    needed_t = version_tuple(needed)
+    if not found_t:
+        return False
+    width = max(len(found_t), len(needed_t))
+    return found_t + (0,) * (width - len(found_t)) >= needed_t + (0,) * (width - len(needed_t))
+
+
+def parse_query_csv(text, fields=QUERY_FIELDS):
+    """Parse ``nvidia-smi --query-gpu=... --format=csv,noheader,nounits`` output.
+
+    Returns a list of dicts, one per GPU, with typed values.
+    """
+    gpus = []
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        values = [part.strip() for part in line.split(",")]
+        if len(values) != len(fields):
+            # A name holding a comma would break the split: join the middle back.
+            if len(values) > len(fields) and "name" in fields:
+                extra = len(values) - len(fields)
+                pos = fields.index("name")
+                values = values[:pos] + [", ".join(values[pos:pos + extra + 1])] + values[pos + extra + 1:]
+            else:
+                raise ValueError("unexpected nvidia-smi query line (%d fields, expected %d): %r"
+                                 % (len(values), len(fields), line))
+        raw = dict(zip(fields, values))
+        gpus.append({
+            "index": _to_int(raw.get("index")),
+            "name": _clean(raw.get("name", "")),
+            "uuid": _clean(raw.get("uuid", "")),
+            "memory_total_mib": _to_int(_clean(raw.get("memory.total", ""))),
+            "compute_cap": _clean(raw.get("compute_cap", "")),
+            "driver_version": _clean(raw.get("driver_version", "")),
+            "mig_mode": _clean(raw.get("mig.mode.current", "")),
+            "mig_enabled": bool(_mode_enabled(_clean(raw.get("mig.mode.current", "")))),
+            "persistence_mode": _mode_enabled(_clean(raw.get("persistence_mode", ""))),
+        })
+    return gpus
+
+
+def parse_banner(text):
+    """Driver and CUDA version from the header of plain ``nvidia-smi``."""
+    result = {"smi_version": None, "driver_version": None, "cuda_version": None}
+    match = re.search(r"NVIDIA-SMI\s+([0-9][0-9.]*)", text)
+    if match:
+        result["smi_version"] = match.group(1)
+    match = re.search(r"Driver Version:\s*([0-9][0-9.]*)", text)
+    if match:
+        result["driver_version"] = match.group(1)
+    match = re.search(r"CUDA Version:\s*([0-9][0-9.]*)", text)
+    if match:
+        result["cuda_version"] = match.group(1)
+    return result
+
+
+def _xml_text(node, path):
+    found = node.find(path)
+    if found is None or found.text is None:
+        return None
+    return _clean(found.text)
+
+
+def parse_smi_xml(text):
+    """Parse ``nvidia-smi -q -x``: driver/CUDA versions and per-GPU details.
+
+    GPUs are returned in document order; their ``index`` is that order (nvidia-smi
+    enumerates in PCI bus order, as the query output does).
+    """
+    # The document starts with a DOCTYPE naming a DTD that is not available: drop it.
+    cleaned = re.sub(r"<!DOCTYPE[^>]*>", "", text, count=1)
+    root = ET.fromstring(cleaned)
+    result = {
+        "driver_version": _xml_text(root, "driver_version"),
+        "cuda_version": _xml_text(root, "cuda_version"),
+        "attached_gpus": _to_int(_xml_text(root, "attached_gpus")),
+        "gpus": [],
+    }
+    for pos, gpu in enumerate(root.findall("gpu")):
+        fabric_state = _xml_text(gpu, "fabric/state")
+        result["gpus"].append({
+            "index": pos,
+            "pci_bus_id": gpu.get("id"),
+            "name": _xml_text(gpu, "product_name"),
+            "architecture": _xml_text(gpu, "product_architecture"),
+            "uuid": _xml_text(gpu, "uuid"),
+            "memory_total_mib": _to_int(_xml_text(gpu, "fb_memory_usage/total")),
+            "mig_mode": _xml_text(gpu, "mig_mode/current_mig"),
+            "mig_enabled": bool(_mode_enabled(_xml_text(gpu, "mig_mode/current_mig"))),
+            "persistence_mode": _mode_enabled(_xml_text(gpu, "persistence_mode")),
+            "fabric_state": fabric_state,
+            "fabric_status": _xml_text(gpu, "fabric/status"),
+            "fabric_clique_id": _xml_text(gpu, "fabric/cliqueId"),
+            "fabric_cluster_uuid": _xml_text(gpu, "fabric/clusterUuid"),
+        })
+    return result
+
+
+def parse_nvlink_status(text):
+    """``nvidia-smi nvlink --status``: active link count per GPU index."""
+    links = {}
+    current = None
+    for line in text.splitlines():
+        header = re.match(r"^GPU\s+(\d+):", line)
+        if header:
+            current = int(header.group(1))
+            links[current] = {"active": 0, "inactive": 0}
+            continue
+        link = re.match(r"^\s+Link\s+\d+:\s*(.*)$", line)
+        if link and current is not None:
+            if "inactive" in link.group(1).lower():
+                links[current]["inactive"] += 1
+            else:
+                links[current]["active"] += 1
+    return links
+
+
+def parse_fabricmanager_version(text):
+    """``nv-fabricmanager --version`` ("Fabric Manager version is : 580.95.05")."""
+    match = re.search(r"version\s+is\s*:\s*([0-9][0-9.]*)", text, re.IGNORECASE)
+    if not match:
+        match = re.search(r"([0-9]{3}\.[0-9]+(?:\.[0-9]+)?)", text)
+    return match.group(1) if match else None
+
+
+def parse_dpkg_fabricmanager(text):
+    """``dpkg-query -W -f='${Package} ${Version}\\n' 'nvidia-fabricmanager*'`` -> driver-style version."""
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) >= 2 and parts[0].startswith("nvidia-fabricmanager"):
+            match = re.match(r"^(?:\d+:)?([0-9]+(?:\.[0-9]+)*)", parts[1])
+            if match:
+                return match.group(1)
+    return None
+
+
+def parse_ctk_version(text):
+    """``nvidia-ctk --version`` ("NVIDIA Container Toolkit CLI version 1.17.8")."""
+    match = re.search(r"version\s+([0-9][0-9.]*)", text)
+    return match.group(1) if match else None
+
+
+def parse_container_cli_version(text):
+    """``nvidia-container-cli --version`` ("cli-version: 1.17.8")."""
+    match = re.search(r"cli-version:\s*([0-9][0-9.]*)", text)
+    return match.group(1) if match else None
+
+
+def parse_docker_info(text):
+    """``docker info --format '{{json .}}'`` -> runtimes, default runtime, CDI spec dirs, architecture."""
+    data = json.loads(text)
+    runtimes = sorted((data.get("Runtimes") or {}).keys())
+    cdi_devices = []
+    for dev in data.get("DiscoveredDevices") or []:
+        if isinstance(dev, dict) and dev.get("Source") == "cdi":
+            cdi_devices.append(dev.get("ID"))
+    return {
+        "server_version": data.get("ServerVersion"),
+        "runtimes": runtimes,
+        "default_runtime": data.get("DefaultRuntime"),
+        "nvidia_runtime": "nvidia" in runtimes,
+        "cdi_spec_dirs": list(data.get("CDISpecDirs") or []),
+        "cdi_devices": cdi_devices,
+        "architecture": normalize_arch(data.get("Architecture")),
+    }
+
+
+def merge_gpus(query_gpus, xml_gpus):
+    """Combine the query rows (authoritative) with per-GPU details only the XML has."""
+    by_index = {}
+    for gpu in xml_gpus or []:
+        by_index[gpu["index"]] = gpu
+    merged = []
+    source = query_gpus if query_gpus else (xml_gpus or [])
+    for gpu in source:
+        row = dict(gpu)
+        extra = by_index.get(row.get("index"), {})
+        for key, value in extra.items():
+            if row.get(key) is None:
+                row[key] = value
+        merged.append(row)
+    return merged
+
+
+# ---------------------------------------------------------------------------------------------
+# Evaluation
+# ---------------------------------------------------------------------------------------------
+
+def _failure(host, check, found, needed, fix):
+    return {"host": host, "check": check, "found": found, "needed": needed, "fix": fix}
+
+
+def _fmt_bytes(value):
+    if value is None:
+        return "unknown"
+    return "%.1f GB" % (value / 1e9)
+
+
+def evaluate(facts, req):
+    """Compare gpu_facts output with requirements; return a list of failures.
+
+    ``facts`` is the ``gpu_facts`` module result (``gpus``, ``driver_version``, ``nvswitch``,
+    ``fabricmanager``, ``imex``, ``container_toolkit``, ``docker``, ``architecture``, ``disk``).
+    ``req`` keys (all optional; a missing or ``None`` key skips its check):
+
+    ``host``, ``gpu_count`` (minimum), ``gpu_indices`` (indices the host's services use),
+    ``gpu_names`` (allowed product names), ``min_driver``, ``min_cuda``, ``min_gpu_memory_mib``,
+    ``min_compute_capability``, ``require_mig_disabled``, ``nvswitch`` (``True``/``False``/``None`` =
+    detect), ``require_fabricmanager``, ``require_fabricmanager_version_match``, ``imex``,
+    ``require_container_runtime``, ``arch``, ``disk_required_bytes`` (free bytes needed at the weights
+    cache), or ``weights_size_bytes`` with ``disk_headroom_bytes`` (needed = size - bytes already cached + headroom).
+
+    Each failure is a dict with ``host``, ``check``, ``found``, ``needed``, ``fix``.
+    """
+    host = req.get("host")
+    failures = []
+    gpus = facts.get("gpus") or []
+    driver = facts.get("driver_version")
+
+    if not facts.get("nvidia_smi"):
+        failures.append(_failure(
+            host, "nvidia_smi", "nvidia-smi not found or not working (%s)" % (facts.get("nvidia_smi_error") or "absent"),
+            "a working NVIDIA driver with nvidia-smi",
+            "install the NVIDIA data-center driver (>= %s, open kernel modules) and reboot" % (req.get("min_driver") or "580")))
+
+    # GPU count and indices.
+    needed_count = req.get("gpu_count") or 0
+    indices = req.get("gpu_indices") or []
+    if indices:
+        needed_count = max(needed_count, max(indices) + 1)
+    if needed_count and len(gpus) < needed_count:
+        failures.append(_failure(
+            host, "gpu_count", "%d GPUs" % len(gpus),
+            "%d GPUs%s" % (needed_count, (" (indices %s assigned by the plan)" % ",".join(str(i) for i in indices)) if indices else ""),
+            "check `nvidia-smi -L` and `dmesg | grep -i nvrm` for a GPU that fell off the bus (Xid 79), "
+            "reseat or replace it, or assign fewer GPUs to this host in the plan"))
+
+    # GPU model.
+    allowed = req.get("gpu_names") or []
+    if allowed and gpus:
+        bad = sorted(set(g.get("name") or "unknown" for g in gpus if (g.get("name") or "") not in allowed))
+        if bad:
+            failures.append(_failure(
+                host, "gpu_model", ", ".join(bad), "one of: %s" % ", ".join(allowed),
+                "run on hosts of the hardware profile's GPU model or choose the matching hardware profile in the plan"))
+
+    # Driver.
+    min_driver = req.get("min_driver")
+    if min_driver and facts.get("nvidia_smi"):
+        if not version_at_least(driver, min_driver):
+            failures.append(_failure(
+                host, "driver_version", driver or "unknown", ">= %s (CUDA 13 images)" % min_driver,
+                "install NVIDIA driver branch %s or newer (with the matching nvidia-fabricmanager on NVSwitch systems) and reboot" % min_driver))
+
+    min_cuda = req.get("min_cuda")
+    if min_cuda and facts.get("nvidia_smi") and not version_at_least(facts.get("cuda_version"), min_cuda):
+        failures.append(_failure(
+            host, "cuda_version", facts.get("cuda_version") or "unknown", ">= %s" % min_cuda,
+            "upgrade the driver: the CUDA version nvidia-smi shows is the newest the driver supports"))
+
+    # Memory per GPU.
+    min_mem = req.get("min_gpu_memory_mib")
+    if min_mem and gpus:
+        small = [g for g in gpus if (g.get("memory_total_mib") or 0) < min_mem]
+        if small:
+            failures.append(_failure(
+                host, "gpu_memory",
+                ", ".join("GPU %s: %s MiB" % (g.get("index"), g.get("memory_total_mib")) for g in small),
+                ">= %d MiB per GPU" % min_mem,
+                "use GPUs with enough memory for the model or a hardware profile that matches these GPUs"))
+
+    # Compute capability.
+    min_cc = req.get("min_compute_capability")
+    if min_cc and gpus:
+        low = [g for g in gpus if g.get("compute_cap") and not version_at_least(g.get("compute_cap"), min_cc)]
+        if low:
+            failures.append(_failure(
+                host, "compute_capability",
+                ", ".join("GPU %s: %s" % (g.get("index"), g.get("compute_cap")) for g in low),
+                ">= %s" % min_cc, "use GPUs of the hardware profile's architecture"))
+
+    # MIG.
+    if req.get("require_mig_disabled", True) and gpus:
+        mig = [g for g in gpus if g.get("mig_enabled")]
+        if mig:
+            failures.append(_failure(
+                host, "mig_mode", "MIG enabled on GPU %s" % ",".join(str(g.get("index")) for g in mig),
+                "MIG disabled on every GPU",
+                "stop GPU clients, run `nvidia-smi -i <index> -mig 0` for each listed GPU, then reset the GPUs or reboot"))
+
+    # NVSwitch / Fabric Manager.
+    nvswitch = req.get("nvswitch")
+    nvswitch_detected = bool((facts.get("nvswitch") or {}).get("present"))
+    needs_fm = req.get("require_fabricmanager")
+    if needs_fm is None:
+        needs_fm = bool(nvswitch) or (nvswitch is None and nvswitch_detected)
+    if needs_fm:
+        fm = facts.get("fabricmanager") or {}
+        if not fm.get("active"):
+            failures.append(_failure(
+                host, "fabricmanager", "nvidia-fabricmanager %s" % (fm.get("state") or "not installed"),
+                "nvidia-fabricmanager active (NVSwitch system; otherwise CUDA error 802)",
+                "install nvidia-fabricmanager matching driver %s and run `systemctl enable --now nvidia-fabricmanager`"
+                % (driver or "version")))
+        if req.get("require_fabricmanager_version_match", True) and (fm.get("installed") or fm.get("version")):
+            fm_version = fm.get("version")
+            if fm_version is None or (driver and fm_version != driver):
+                failures.append(_failure(
+                    host, "fabricmanager_version", fm_version or "unknown",
+                    "%s (equal to the driver)" % (driver or "the driver version"),
+                    "install nvidia-fabricmanager %s (same version as the driver), then restart nvidia-fabricmanager"
+                    % (driver or "<driver version>")))
+
+    # IMEX.
+    if req.get("imex"):
+        channels = (facts.get("imex") or {}).get("channels") or []
+        if not channels:
+            failures.append(_failure(
+                host, "imex_channels", "no IMEX channel devices",
+                "/dev/nvidia-caps-imex-channels/channel0 (multi-node NVLink on GB200)",
+                "start nvidia-imex and create the channel: `mknod /dev/nvidia-caps-imex-channels/channel0 c "
+                "$(awk '$2==\"nvidia-caps-imex-channels\"{print $1}' /proc/devices) 0` (not persistent across reboots), "
+                "or load nvidia with NVreg_CreateImexChannel0=1"))
+
+    # Container runtime.
+    if req.get("require_container_runtime"):
+        docker = facts.get("docker") or {}
+        toolkit = facts.get("container_toolkit") or {}
+        if not docker.get("available"):
+            failures.append(_failure(
+                host, "container_runtime", "docker not answering (%s)" % (docker.get("error") or "docker not installed"),
+                "a running Docker engine", "install Docker and run `systemctl enable --now docker`"))
+        elif not (toolkit.get("hook") or toolkit.get("container_cli_version") or docker.get("nvidia_runtime")):
+            failures.append(_failure(
+                host, "container_runtime", "Docker without the NVIDIA container toolkit",
+                "nvidia-container-toolkit (docker run --gpus all)",
+                "install nvidia-container-toolkit, run `nvidia-ctk runtime configure --runtime=docker` and restart docker"))
+
+    # Architecture.
+    arch = normalize_arch(req.get("arch"))
+    found_arch = normalize_arch(facts.get("architecture"))
+    if arch and found_arch and arch != found_arch:
+        failures.append(_failure(
+            host, "architecture", found_arch, "%s (the engine image platform)" % arch,
+            "run this hardware profile on %s hosts or select the profile and image built for %s" % (arch, found_arch)))
+
+    # Disk for the weights: what is still to download plus headroom, or an absolute figure.
+    disk = facts.get("disk") or {}
+    required = req.get("disk_required_bytes")
+    if not required and req.get("weights_size_bytes"):
+        missing = max(0, int(req["weights_size_bytes"]) - int(disk.get("weights_present_bytes") or 0))
+        required = missing + int(req.get("disk_headroom_bytes") or 0) if missing else 0
+    if required:
+        free = disk.get("free_bytes")
+        if free is None or free < required:
+            failures.append(_failure(
+                host, "disk_space", "%s free at %s" % (_fmt_bytes(free), disk.get("checked_path") or disk.get("path") or "?"),
+                "%s free for the weights at %s" % (_fmt_bytes(required), disk.get("path") or "?"),
+                "free space or point the weights cache directory (plan weights.cache_dir) at a larger volume"))
+
+    return failures
+
+
+def format_failures(failures):
+    """One readable line per failure."""
+    lines = []
+    for item in failures:
+        lines.append("%s: %s: found %s; needed %s; fix: %s"
+                     % (item.get("host"), item.get("check"), item.get("found"), item.get("needed"), item.get("fix")))
+    return lines
