@@ -1,0 +1,60 @@
+"""Outcomes of the gpu_preflight scenario: the reports on the controller and an untouched instance."""
+
+import json
+import os
+
+import pytest
+
+EPHEMERAL = os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", "")
+HOST = "h200-node-1"
+
+
+def report(kind):
+    path = os.path.join(EPHEMERAL, kind, HOST + ".json")
+    with open(path) as handle:
+        return path, json.load(handle)
+
+
+def test_report_of_the_healthy_host():
+    path, data = report("reports")
+    assert oct(os.stat(path).st_mode & 0o777) == "0o644"
+    assert data["host"] == HOST
+    assert data["status"] == "pass" and data["failures"] == []
+    found = data["found"]
+    assert found["gpu_count"] == 8
+    assert set(g["name"] for g in found["gpus"]) == {"NVIDIA H200"}
+    assert found["driver_version"] == "580.95.05" and found["cuda_version"] == "13.0"
+    assert found["nvswitch"] is True
+    assert found["fabricmanager"]["active"] is True and found["fabricmanager"]["version"] == "580.95.05"
+    assert found["container_toolkit"]["ctk_version"] == "1.17.8"
+    assert found["docker"]["available"] is True and "nvidia" in found["docker"]["runtimes"]
+    assert found["architecture"] == "x86_64"
+    req = data["requirements"]
+    assert req["gpu_indices"] == list(range(8))
+    assert req["gpu_names"] == ["NVIDIA H200"] and req["min_driver"] == "580"
+    assert req["nvswitch"] is True and req["imex"] is False
+
+
+def test_report_of_the_failing_host_lists_every_problem():
+    _, data = report("reports-failing")
+    assert data["status"] == "fail"
+    checks = set(f["check"] for f in data["failures"])
+    assert {"driver_version", "mig_mode", "fabricmanager"} <= checks
+    for failure in data["failures"]:
+        assert failure["host"] == HOST
+        assert failure["found"] and failure["needed"] and failure["fix"]
+
+
+def test_check_mode_wrote_no_report():
+    assert not os.path.exists(os.path.join(EPHEMERAL, "reports-check", HOST + ".json"))
+
+
+@pytest.mark.parametrize("path", ["/usr/local/bin/nvidia-smi", "/usr/local/bin/nv-fabricmanager"])
+def test_doubles_in_place(host, path):
+    assert host.file(path).mode == 0o755
+
+
+def test_double_restored_and_fabric_manager_running(host):
+    assert host.file("/etc/nvidia-smi-double/profile").content_string.strip() == "h200_hgx8"
+    assert host.service("nvidia-fabricmanager").is_running
+    assert "CUDA Version: 13.0" in host.check_output("nvidia-smi")
