@@ -1,0 +1,41 @@
+"""Checks the vllm_engine role's containers (siblings of the instance on the same Docker engine)."""
+
+import json
+import subprocess
+
+import pytest
+
+
+def inspect(name):
+    return json.loads(subprocess.run(["docker", "inspect", name], check=True, capture_output=True, text=True).stdout)[0]
+
+
+@pytest.mark.parametrize("name,port,bootstrap,seqs", [
+    ("dsv4-molecule-prefill", 28100, 28198, "8"),
+    ("dsv4-molecule-decode", 28101, 28199, "512"),
+])
+def test_container_matches_plan(host, name, port, bootstrap, seqs):
+    c = inspect(name)
+    assert c["State"]["Running"]
+    args = c["Args"]
+    assert args[0] == "deepseek-ai/DeepSeek-V4-Flash"
+    assert args[args.index("--port") + 1] == str(port)
+    assert args[args.index("--max-num-seqs") + 1] == seqs
+    assert '"kv_connector":"MooncakeConnector"' in args[args.index("--kv-transfer-config") + 1]
+    env = dict(e.split("=", 1) for e in c["Config"]["Env"])
+    assert env["VLLM_MOONCAKE_BOOTSTRAP_PORT"] == str(bootstrap)
+    assert env["VLLM_ENGINE_READY_TIMEOUT_S"] == "3600"
+    labels = c["Config"]["Labels"]
+    assert labels["inference.deepseek_v4.topology"] == "h200_pd"
+    assert labels["inference.deepseek_v4.service"] == name
+    assert len(labels["inference.deepseek_v4.plan_hash"]) == 64
+    hc = c["HostConfig"]
+    assert hc["NetworkMode"] == "host" and hc["IpcMode"] == "host"
+    assert hc["RestartPolicy"]["Name"] == "unless-stopped"
+    assert "/var/lib/deepseek-v4-molecule/hf-cache:/root/.cache/huggingface" in hc["Binds"]
+    # The instance shares the host network: the engine's port listens there.
+    assert host.socket(f"tcp://0.0.0.0:{port}").is_listening or host.socket(f"tcp://127.0.0.1:{port}").is_listening
+
+
+def test_volume_dirs_created(host):
+    assert host.file("/var/lib/deepseek-v4-molecule/hf-cache").is_directory

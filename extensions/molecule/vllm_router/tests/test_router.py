@@ -1,0 +1,31 @@
+"""Checks the vllm_router role's result on the instance."""
+
+UNIT = "/etc/systemd/system/deepseek-v4-router.service"
+VENV = "/opt/deepseek-v4/router-venv"
+
+
+def test_unit_enabled_and_running(host):
+    service = host.service("deepseek-v4-router")
+    assert service.is_enabled
+    assert service.is_running
+
+
+def test_unit_renders_the_plan_argv(host):
+    unit = host.file(UNIT)
+    assert unit.exists and unit.mode == 0o644
+    assert (
+        f"ExecStart={VENV}/bin/vllm-router --policy round_robin --vllm-pd-disaggregation"
+        " --prefill http://localhost:8000 --decode http://localhost:8001 --host 127.0.0.1 --port 30000"
+        " --intra-node-data-parallel-size 4 --kv-connector mooncake"
+    ) in unit.content_string
+    assert "Restart=on-failure" in unit.content_string
+
+
+def test_pinned_router_in_venv(host):
+    out = host.check_output(f"{VENV}/bin/pip show vllm-router")
+    assert "Version: 0.1.17" in out
+
+
+def test_router_listening_and_ready(host):
+    assert host.socket("tcp://127.0.0.1:30000").is_listening
+    assert host.run("python3 -c \"import urllib.request as u; print(u.urlopen('http://127.0.0.1:30000/readiness').status)\"").stdout.strip() == "200"
