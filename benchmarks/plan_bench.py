@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/env python
 # -*- coding: utf-8 -*-
 """Plans a 64-host gb200_pd_cluster inventory and prints the wall time (target: under 5 s).
 
@@ -58,7 +58,7 @@ def main():
     hosts = inventory(args.hosts)
     settings = {"topology": "gb200_pd_cluster"}
     times = []
-    for _ in range(args.runs):
+    for _run in range(args.runs):
         start = time.perf_counter()
         plan = build_plan(settings, hosts)
         times.append(time.perf_counter() - start)

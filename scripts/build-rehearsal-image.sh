@@ -71,7 +71,7 @@ fi
 CTX=$(mktemp -d)
 SERVER_PID=""
 cleanup() {
-  [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null || true
+  if [ -n "$SERVER_PID" ]; then kill "$SERVER_PID" 2>/dev/null || true; fi
   rm -rf "$CTX"
 }
 trap cleanup EXIT

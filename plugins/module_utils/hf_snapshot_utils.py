@@ -175,11 +175,11 @@ class _hub_errors(object):  # pylint: disable=invalid-name
                 "Repository %s is not accessible on %s (HTTP %s, %s): it does not exist, or it is gated/private "
                 "and the token is missing or lacks access." % (self.repo_id, where, status, name))
         if _is_unreachable(exc) or (status is not None and status >= 500):
-            raise HubUnreachable("%s is unreachable or failing for %s@%s: %s: %s" % (where, self.repo_id, self.revision, name,
-                                                                       _first_line(exc)))
+            raise HubUnreachable("%s is unreachable or failing for %s@%s: %s: %s" % (
+                where, self.repo_id, self.revision, name, _first_line(exc)))
         if isinstance(exc, hub_errors.HfHubHTTPError):
-            raise SnapshotError("%s answered HTTP %s for %s@%s: %s" % (where, status, self.repo_id, self.revision,
-                                                                      _first_line(exc)))
+            raise SnapshotError("%s answered HTTP %s for %s@%s: %s" % (
+                where, status, self.repo_id, self.revision, _first_line(exc)))
         return False
 
 

@@ -529,9 +529,8 @@ def _engine_env(s, profile, base, gpus, host, role, extra_vars, problems):
         for key, value in extra.items():
             key = str(key)
             if key in P.MANAGED_ENV:
-                problems.append(Problem(var(variable), {key: value}, "%s is derived by the plan." % key,
-                                        "remove it from %s and set %s instead." % (var(variable),
-                                                                                  P.MANAGED_ENV[key]),
+                fix = "remove it from %s and set %s instead." % (var(variable), P.MANAGED_ENV[key])
+                problems.append(Problem(var(variable), {key: value}, "%s is derived by the plan." % key, fix,
                                         host["name"]))
                 continue
             env[key] = str(value)
@@ -1040,9 +1039,8 @@ def _validate(s, topology, profile, hostmap, services, problems, warnings):
         role = cfg.get("kv_role")
         allowed = P.KV_ROLE_ALLOWED.get(svc["role"], P.KV_ROLES)
         if role not in P.KV_ROLES or role not in allowed:
-            problems.append(Problem(ov, cfg, "kv_role %r does not fit the %s engine %s." % (role, svc["role"],
-                                                                                          svc["name"]),
-                                    "use kv_role %s." % " or ".join(allowed), svc["host"]))
+            message = "kv_role %r does not fit the %s engine %s." % (role, svc["role"], svc["name"])
+            problems.append(Problem(ov, cfg, message, "use kv_role %s." % " or ".join(allowed), svc["host"]))
         policy = cfg.get("kv_load_failure_policy")
         if policy is not None and policy not in P.KV_LOAD_FAILURE_POLICIES:
             problems.append(Problem(ov, cfg, "kv_load_failure_policy %r is unknown." % policy,
@@ -1233,9 +1231,10 @@ def summary_lines(plan):
         plan["description"])]
     for svc in plan["services"]:
         out.append("")
-        out.append("# %s on %s: %s %s, GPUs %s, ports %s" % (svc["name"], svc["host"], svc["kind"], svc["role"],
-                                                          ",".join(str(g) for g in svc["gpus"]) or "-",
-                                                          ", ".join("%s=%s" % kv for kv in svc["ports"].items())))
+        gpus = ",".join(str(g) for g in svc["gpus"]) or "-"
+        ports = ", ".join("%s=%s" % kv for kv in svc["ports"].items())
+        out.append("# %s on %s: %s %s, GPUs %s, ports %s" % (
+            svc["name"], svc["host"], svc["kind"], svc["role"], gpus, ports))
         out.extend(svc["command"].split("\n"))
     out.append("")
     out.append("Endpoint: %s (%s on %s)" % (plan["endpoint"]["url"], plan["endpoint"]["service"],

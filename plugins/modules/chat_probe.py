@@ -15,18 +15,19 @@ description:
   - Sends one chat completion request to an OpenAI-compatible endpoint (vllm-router or a vLLM engine) with the
     official C(openai) Python client, streaming, and reports the answer, the reasoning content, latency and time to
     first token.
-  - Reasoning modes of DeepSeek-V4 are selected with O(chat_template_kwargs), for example
-    C({"thinking": true, "reasoning_effort": "high"}) for Think High and C(max) for Think Max.
+  - Reasoning modes of DeepSeek-V4 are selected with O(chat_template_kwargs), for example C(thinking=true) with
+    C(reasoning_effort=high) for Think High and C(reasoning_effort=max) for Think Max.
   - Optionally checks the answer against an expected value.
   - Run it with an interpreter that has the C(openai) package, for example a virtualenv on the target.
 author:
-  - inference.deepseek_v4 maintainers
+  - inference.deepseek_v4 maintainers (!UNKNOWN)
 attributes:
   check_mode:
-    support: none
-    description: The probe sends a real request; in check mode Ansible skips it.
+    support: full
+    description: In check mode no request is sent and the probe reports itself skipped.
   diff_mode:
     support: none
+    description: The module reports no diff.
   platform:
     platforms: posix
     support: full
@@ -266,7 +267,7 @@ def main():
             model=dict(type="str"),
             prompt=dict(type="str", required=True),
             chat_template_kwargs=dict(type="dict"),
-            max_tokens=dict(type="int"),
+            max_tokens=dict(type="int", no_log=False),
             temperature=dict(type="float"),
             top_p=dict(type="float"),
             stream=dict(type="bool", default=True),
@@ -274,8 +275,10 @@ def main():
             expected=dict(type="str"),
             require_reasoning=dict(type="bool", default=False),
         ),
-        supports_check_mode=False,
+        supports_check_mode=True,
     )
+    if module.check_mode:
+        module.exit_json(changed=False, skipped=True, msg="check mode: no request sent")
     if openai is None:
         module.fail_json(msg=missing_required_lib("openai"), exception=OPENAI_IMPORT_ERROR)
     try:

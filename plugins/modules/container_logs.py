@@ -17,7 +17,7 @@ description:
   - Used by the C(vllm_engine) role to show why an engine did not become ready.
   - Talks to the Docker daemon like the community.docker modules do; the host needs only C(python3-requests).
 author:
-  - inference.deepseek_v4 maintainers
+  - inference.deepseek_v4 maintainers (!UNKNOWN)
 extends_documentation_fragment:
   - community.docker.docker.api_documentation
 attributes:
@@ -26,6 +26,7 @@ attributes:
     description: Only reads; it runs in check mode too.
   diff_mode:
     support: none
+    description: The module reports no diff.
 options:
   name:
     description: Container name or ID.

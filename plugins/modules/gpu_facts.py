@@ -21,7 +21,7 @@ description:
   - Never changes the host. When C(nvidia-smi) is missing or fails, the result says so (RV(nvidia_smi) is V(null),
     RV(gpu_count) is V(0)) instead of failing, so that a preflight can report every problem at once.
 author:
-  - inference.deepseek_v4 maintainers
+  - inference.deepseek_v4 maintainers (!UNKNOWN)
 options:
   nvidia_smi:
     description:
@@ -52,7 +52,7 @@ options:
     description:
       - Directory the model weights are cached in (for example C(~/.cache/huggingface)); C(~) is the remote user's home.
       - The free space of the file system that holds it (or its nearest existing parent) is returned in RV(disk).
-    type: str
+    type: path
   weights_repo_id:
     description:
       - Hugging Face repository of the weights. When set, the bytes already present in the cache for it are returned in
@@ -73,7 +73,9 @@ attributes:
     description: The module only reads; it runs the same in check mode.
   diff_mode:
     support: none
+    description: The module reports no diff.
   platform:
+    support: full
     platforms: posix
     description: Linux hosts with (or meant to have) NVIDIA GPUs, x86_64 or aarch64.
 notes:
@@ -481,7 +483,7 @@ class Collector(object):
         path = self.params.get("weights_cache_dir")
         if not path:
             return {}
-        expanded = os.path.expanduser(path)
+        expanded = path  # type=path: already expanded on the target
         checked = expanded
         while checked and not os.path.isdir(checked):
             parent = os.path.dirname(checked.rstrip("/")) or "/"
@@ -529,7 +531,7 @@ def main():
             dev_dir=dict(type="path", default="/dev"),
             proc_dir=dict(type="path", default="/proc"),
             docker=dict(type="bool", default=True),
-            weights_cache_dir=dict(type="str"),
+            weights_cache_dir=dict(type="path"),
             weights_repo_id=dict(type="str"),
             requirements=dict(type="dict"),
         ),

@@ -113,14 +113,16 @@ attributes:
     details: Reports the files and bytes that would be fetched or linked; fetches and writes nothing.
   diff_mode:
     support: none
+    description: The module reports no diff.
   platform:
+    support: full
     platforms: posix
 requirements:
   - huggingface_hub >= 1.0 on the target (the role M(inference.deepseek_v4.hf_cache) installs it in a virtualenv)
 notes:
   - Needs network access to the Hub or O(endpoint) only when the local snapshot is not already complete.
 author:
-  - inference.deepseek_v4 maintainers
+  - inference.deepseek_v4 maintainers (!UNKNOWN)
 seealso:
   - name: huggingface_hub download guide
     description: How the cache layout and snapshot_download work.

@@ -19,7 +19,7 @@ description:
     C(/dev/infiniband) verbs devices and the locked-memory limit the connection runs with.
   - Never changes the host.
 author:
-  - inference.deepseek_v4 maintainers
+  - inference.deepseek_v4 maintainers (!UNKNOWN)
 options:
   sysfs_root:
     description:
@@ -75,7 +75,9 @@ attributes:
     description: The module only reads; it runs the same in check mode.
   diff_mode:
     support: none
+    description: The module reports no diff.
   platform:
+    support: full
     platforms: posix
     description: Linux hosts.
 seealso:

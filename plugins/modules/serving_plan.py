@@ -23,7 +23,7 @@ description:
     per-host variables C(plan_address) (default C(ansible_host)), C(plan_gpu_count), C(plan_prefill_gpus),
     C(plan_decode_gpus) and C(plan_engine_gpus).
 author:
-  - inference.deepseek_v4 maintainers
+  - inference.deepseek_v4 maintainers (!UNKNOWN)
 options:
   settings:
     description:
@@ -51,7 +51,9 @@ attributes:
     description: Check mode returns the same plan and reports whether O(dest) would change, without writing it.
   diff_mode:
     support: none
+    description: The module reports no diff.
   platform:
+    support: full
     platforms: posix
     description: Runs on the controller (or any host with Python); it contacts no inventory host.
 notes:

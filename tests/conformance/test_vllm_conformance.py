@@ -52,8 +52,8 @@ VARIANTS = {
 }
 
 CASES = []
-for _topology, _hardware, _variant, _recipe in itertools.product(sorted(TOPOLOGIES), sorted(HARDWARE_PROFILES),
-                                                                  sorted(VARIANTS), sorted(RECIPES)):
+_MATRIX = itertools.product(sorted(TOPOLOGIES), sorted(HARDWARE_PROFILES), sorted(VARIANTS), sorted(RECIPES))
+for _topology, _hardware, _variant, _recipe in _MATRIX:
     if _variant == "features" and _recipe != "seed":
         continue
     _settings = dict(VARIANTS[_variant], topology=_topology, hardware=_hardware, recipe=_recipe)

@@ -327,7 +327,7 @@ class HubDouble:
                 for repo_id, repo in double.repos.items():
                     prefix = "/%s/resolve/" % repo_id
                     if path.startswith(prefix):
-                        revision, _, filename = path[len(prefix):].partition("/")
+                        revision, _sep, filename = path[len(prefix):].partition("/")
                         return self._resolve(repo, revision, filename, head)
                 return self._error(404, "RepoNotFound", "Repository not found.")
 
@@ -349,7 +349,7 @@ class HubDouble:
                         return self._error(404, "RevisionNotFound", "Invalid rev id: %s" % tail[len("revision/"):])
                     return self._json(repo.info(blobs))
                 if tail.startswith("tree/"):
-                    revision, _, sub = tail[len("tree/"):].partition("/")
+                    revision, _sep, sub = tail[len("tree/"):].partition("/")
                     if repo.resolve(revision) is None:
                         return self._error(404, "RevisionNotFound", "Invalid rev id: %s" % revision)
                     recursive = query.get("recursive", ["false"])[0].lower() == "true"

@@ -226,7 +226,7 @@ def test_disk_too_small_on_a_tiny_filesystem(hub, tmp_path):
     mount = tmp_path / "tiny"
     mount.mkdir()
     done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mount)],
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, check=False)
     if done.returncode != 0:
         pytest.skip("cannot mount a tmpfs here: %s" % done.stderr.decode().strip())
     try:
@@ -236,7 +236,7 @@ def test_disk_too_small_on_a_tiny_filesystem(hub, tmp_path):
         assert info.value.details["free_bytes"] < REPO.total_size
         assert resolve_requests(hub) == []
     finally:
-        subprocess.run(["umount", str(mount)])
+        subprocess.run(["umount", str(mount)], check=False)
 
 
 def test_mirror_dir_is_linked_instead_of_downloaded(hub, cache, tmp_path):
@@ -313,7 +313,7 @@ def test_module_via_ansible_vvv_never_shows_the_token(cache):
     def run(double, args, *extra):
         cmd = [_ansible_bin(), "localhost", "-i", "localhost,", "-c", "local", "-m", "inference.deepseek_v4.hf_snapshot",
                "-a", args, "-e", "ansible_python_interpreter=%s" % sys.executable, "-vvv"] + list(extra)
-        done = subprocess.run(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=300)
+        done = subprocess.run(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=300, check=False)
         return done.returncode, done.stdout.decode()
 
     with HubDouble([REPO], token=secret) as double:

@@ -86,11 +86,11 @@ def split_docker_run(cmd: list[str]) -> tuple[list[str], dict[str, str], str, li
         tok = cmd[i]
         if not tok.startswith("-"):
             return opts, env, tok, cmd[i + 1:]
-        name, _, inline = tok.partition("=")
+        name, _sep, inline = tok.partition("=")
         takes_value = name in {"-e", "--env", "-p", "-v", "--ipc", "--network", "--gpus", "--name"} and not inline
         value = cmd[i + 1] if takes_value else inline
         if name in ("-e", "--env"):
-            key, _, val = value.partition("=")
+            key, _sep, val = value.partition("=")
             env[key] = val
         else:
             opts.append((name, value))
@@ -134,7 +134,7 @@ def http_get(url: str, timeout: float = 5.0) -> tuple[int, str]:
 
 
 def docker(*args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess:
-    r = subprocess.run(["docker", *args], capture_output=True, text=True, timeout=timeout)
+    r = subprocess.run(["docker", *args], capture_output=True, text=True, timeout=timeout, check=False)
     if check and r.returncode != 0:
         pytest.fail(f"docker {' '.join(args)} failed ({r.returncode}): {r.stderr.strip()}")
     return r
@@ -156,7 +156,7 @@ def wait_health(name: str, url: str, timeout: float) -> float:
         state = container_state(name)
         if not state.startswith("running"):
             pytest.fail(f"{name} stopped ({state}) before {url} was ready:\n{logs(name)}")
-        code, _ = http_get(url, timeout=3)
+        code, _body = http_get(url, timeout=3)
         if code == 200:
             return time.monotonic() - start
         time.sleep(2)
@@ -187,7 +187,7 @@ def reasoning_of(obj) -> str | None:
 def image() -> str:
     if shutil.which("docker") is None:
         unavailable("docker is not installed")
-    if subprocess.run(["docker", "info"], capture_output=True).returncode != 0:
+    if subprocess.run(["docker", "info"], capture_output=True, check=False).returncode != 0:
         unavailable("the Docker engine is not reachable")
     tag = subprocess.run(["bash", str(ROOT / "scripts" / "build-rehearsal-image.sh"), "--print"],
                          capture_output=True, text=True, check=True).stdout.strip()
@@ -357,9 +357,9 @@ def test_kv_transfer_seen_by_decode(pd_stack, client):
     """The decode double got Mooncake kv_transfer_params for a transfer the prefill double served."""
     client.chat.completions.create(model=MODEL, messages=QUESTION, max_tokens=16)
     ports = pd_stack["ports"]
-    _, body = http_get(f"http://127.0.0.1:{ports['decode']}/rehearsal/pd")
+    _status, body = http_get(f"http://127.0.0.1:{ports['decode']}/rehearsal/pd")
     decode_view = json.loads(body)
-    _, body = http_get(f"http://127.0.0.1:{ports['prefill']}/rehearsal/pd")
+    _status, body = http_get(f"http://127.0.0.1:{ports['prefill']}/rehearsal/pd")
     prefill_view = json.loads(body)
     assert decode_view["connector"] == "MooncakeConnector"
     received = [e for e in decode_view["events"] if e["kind"] == "decode_received"]

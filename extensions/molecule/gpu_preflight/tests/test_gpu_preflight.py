@@ -36,7 +36,7 @@ def test_report_of_the_healthy_host():
 
 
 def test_report_of_the_failing_host_lists_every_problem():
-    _, data = report("reports-failing")
+    _path, data = report("reports-failing")
     assert data["status"] == "fail"
     checks = set(f["check"] for f in data["failures"])
     assert {"driver_version", "mig_mode", "fabricmanager"} <= checks
