@@ -1174,15 +1174,9 @@ def render_command(svc):
     lines = []
     if svc["kind"] == "router":
         argv = svc["argv"]
-        head = [argv[0]] + argv[1:3]
-        lines.append(" ".join(_q(t) for t in head))
-        rest = argv[3:]
-        while rest:
-            tok = rest.pop(0)
-            group = [tok]
-            while rest and not rest[0].startswith("--"):
-                group.append(rest.pop(0))
-            lines.append("  " + " ".join(_q(t) for t in group))
+        lines.append(" ".join(_q(t) for t in argv[:3]))
+        # Router flags take several values (--prefill URL [BOOTSTRAP_PORT]).
+        lines.extend(_flag_lines(argv[3:], max_values=None))
         return " \\\n".join(lines)
     c = svc["container"]
     first = ["docker", "run"]
@@ -1215,13 +1209,20 @@ def render_command(svc):
     lines.append("  %s" % _q(svc["image"]))
     if argv and not argv[0].startswith("-"):
         lines.append("  %s" % _q(argv.pop(0)))
-    while argv:
-        tok = argv.pop(0)
-        group = [tok]
-        if argv and not argv[0].startswith("-"):
-            group.append(argv.pop(0))
-        lines.append("  " + " ".join(_q(t) for t in group))
+    lines.extend(_flag_lines(argv, max_values=1))
     return " \\\n".join(lines)
+
+
+def _flag_lines(argv, max_values):
+    """One indented line per flag with its values (at most max_values of them; None: every non-flag token)."""
+    lines = []
+    rest = list(argv)
+    while rest:
+        group = [rest.pop(0)]
+        while rest and not rest[0].startswith("-") and (max_values is None or len(group) <= max_values):
+            group.append(rest.pop(0))
+        lines.append("  " + " ".join(_q(t) for t in group))
+    return lines
 
 
 def summary_lines(plan):

@@ -16,6 +16,9 @@ import pytest
 
 from ansible_collections.inference.deepseek_v4.plugins.module_utils import gpu_inventory as inv
 from ansible_collections.inference.deepseek_v4.plugins.modules import gpu_facts
+from ansible_collections.inference.deepseek_v4.tests.unit.plugins.module_utils.test_gpu_inventory import (
+    CASES as FIXTURE_CASES,
+)
 
 DOUBLES = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "doubles"))
 DOUBLE = os.path.join(DOUBLES, "nvidia-smi")
@@ -25,9 +28,6 @@ DOUBLED_TOOLS = ("nvidia-smi", "nv-fabricmanager", "nvidia-ctk", "nvidia-contain
 
 H200 = {"gpu_count": 8, "gpu_names": ["NVIDIA H200"], "min_driver": "580", "min_gpu_memory_mib": 140000,
         "nvswitch": True, "imex": False, "arch": "x86_64", "require_container_runtime": True}
-B200 = dict(H200, gpu_names=["NVIDIA B200"], min_gpu_memory_mib=180000)
-GB200 = dict(H200, gpu_count=4, gpu_names=["NVIDIA GB200"], min_gpu_memory_mib=185000, nvswitch=False, imex=True,
-             arch="aarch64")
 
 
 def host_json(profile):
@@ -76,19 +76,8 @@ def collector(profile, tmp_path, **params):
     return gpu_facts.Collector(run, which, options)
 
 
-CASES = [
-    ("h200_hgx8", H200, set()),
-    ("b200_8", B200, set()),
-    ("gb200_4", GB200, set()),
-    ("h100_1", H200, {"gpu_count", "gpu_model", "gpu_memory", "fabricmanager"}),
-    ("h200_7gpus", H200, {"gpu_count"}),
-    ("h200_driver570", H200, {"driver_version"}),
-    ("h200_mig_on", H200, {"mig_mode"}),
-    ("h200_driver570_mig_on", H200, {"driver_version", "mig_mode"}),
-    ("h200_fm_stopped", H200, {"fabricmanager"}),
-    ("h200_fm_mismatch", H200, {"fabricmanager", "fabricmanager_version"}),
-    ("gb200_no_imex", GB200, {"imex_channels"}),
-]
+# The fixture hosts and what each must be refused for: one table for the evaluation and the module tests.
+CASES = FIXTURE_CASES
 
 
 @pytest.mark.parametrize("profile,req,expected", CASES, ids=[c[0] for c in CASES])
