@@ -1,6 +1,8 @@
 # inference.deepseek_v4: developer and CI entry points. Run from the repository root (= collection root).
 #
 #   make setup     apt packages, Docker engine, .venv/, collection link, base and rehearsal images, vLLM CPU venv
+#   make rehearse  the main job: roll out playbooks/h200_pd.yml on the local Docker engine (CPU rehearsal)
+#   make rehearse-teardown  remove what the rehearsal rolled out (playbooks/teardown.yml on the node)
 #   make plan      compute the serving plan for inventories/h200_pd
 #   make lint      ansible-lint (production profile, offline)
 #   make sanity    ansible-test sanity on a copy of the collection under build/
@@ -24,6 +26,7 @@ REQUIREMENTS := requirements/base.txt
 # The venv is rebuilt whenever the requirements or the interpreter change.
 VENV_KEY := $(shell { cat $(REQUIREMENTS); $(PYTHON) -c 'import sys; print(sys.version)'; } 2>/dev/null | sha256sum | cut -c1-16)
 VENV_STAMP := $(VENV)/.requirements-$(VENV_KEY)
+VENV_CACHED := $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/inference.deepseek_v4/venv-$(VENV_KEY)
 BIN := $(CURDIR)/$(VENV)/bin
 
 COLLECTION_LINK := .collections/ansible_collections/inference/deepseek_v4
@@ -46,7 +49,7 @@ export ANSIBLE_NOCOLOR := 1
 export PY_COLORS := 0
 endif
 
-.PHONY: help setup apt docker venv link base-image rehearsal-image vllm-venv getpip plan lint sanity units pytest molecule \
+.PHONY: help setup apt docker venv link base-image rehearsal-image vllm-venv getpip rehearse rehearse-teardown plan lint sanity units pytest molecule \
         test collection-copy clean pytest-closing-line
 
 help:
@@ -76,15 +79,21 @@ docker: apt
 
 venv: $(VENV_STAMP)
 
-# Keyed by content, not by time stamps: a fresh clone or a touched file does not rebuild.
+# Keyed by content, not by time stamps: a fresh clone or a touched file does not rebuild. The venv itself lives
+# in the cache directory under its key, so fresh clones (CI) link it instead of installing it again.
 $(VENV_STAMP):
-	@echo "venv: building $(VENV)/ from $(REQUIREMENTS)"
+	@if [ ! -f $(VENV_CACHED)/.complete ]; then \
+	  echo "venv: building $(VENV_CACHED) from $(REQUIREMENTS)"; \
+	  rm -rf $(VENV_CACHED); mkdir -p $(dir $(VENV_CACHED)); \
+	  $(PYTHON) -m venv $(VENV_CACHED); \
+	  $(VENV_CACHED)/bin/python -m pip install -q --upgrade pip 2>&1 | { grep -v "$(PIP_NOISE)" || true; }; \
+	  $(VENV_CACHED)/bin/python -m pip install -q -r $(REQUIREMENTS) 2>&1 | { grep -v "$(PIP_NOISE)" || true; }; \
+	  touch $(VENV_CACHED)/.complete; \
+	fi
 	rm -rf $(VENV)
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip 2>&1 | { grep -v "$(PIP_NOISE)" || true; }
-	$(BIN)/python -m pip install -q -r $(REQUIREMENTS) 2>&1 | { grep -v "$(PIP_NOISE)" || true; }
+	ln -s $(VENV_CACHED) $(VENV)
 	touch $@
-	@echo "venv: ready"
+	@echo "venv: ready ($(VENV) -> $(VENV_CACHED))"
 
 link:
 	@mkdir -p $(dir $(COLLECTION_LINK))
@@ -108,6 +117,19 @@ getpip: venv
 	@scripts/ansible-test-getpip.sh $(BIN)/python
 
 # ---------------------------------------------------------------- main job
+
+# The real playbooks/h200_pd.yml against a systemd "H200 node" container (inventories/rehearsal/): engines
+# from the rehearsal image, vllm-router under systemd, the smoke test through the router. REHEARSE_ARGS go to
+# ansible-playbook, e.g. REHEARSE_ARGS='-e @overrides.yml' (a plan_decode_flag_overrides change recreates decode only).
+REHEARSE_ARGS ?=
+
+rehearse: venv link docker base-image rehearsal-image
+	ANSIBLE_PLAYBOOK=$(BIN)/ansible-playbook scripts/rehearse.sh -- $(REHEARSE_ARGS)
+
+# playbooks/teardown.yml against the node; `scripts/rehearse.sh --destroy` also removes the node container and
+# the rehearsal's data directories.
+rehearse-teardown: venv link
+	ANSIBLE_PLAYBOOK=$(BIN)/ansible-playbook scripts/rehearse.sh --teardown
 
 plan: venv link
 	$(BIN)/ansible-playbook playbooks/plan.yml -i $(INVENTORY)
@@ -156,15 +178,18 @@ pytest: venv link
 	@# The output is kept so that `make test` can repeat pytest's closing line last.
 	$(BIN)/pytest tests --ignore=tests/unit $(PYTEST_ARGS) 2>&1 | tee $(LOG_DIR)/pytest.log
 
-# Scenario instances have fixed container names, so two runs of a scenario on one Docker engine would
-# destroy each other's containers: runs through this target take turns.
+# Instance containers are named <instance>-$(DSV4_MOLECULE_ID) (extensions/molecule/resources/playbooks/create.yml),
+# a suffix unique to this checkout, so runs from two checkouts never remove each other's containers. The
+# vllm_engine scenario binds fixed ports on the host network, so runs through this target still take turns.
+DSV4_MOLECULE_ID ?= $(shell printf '%s' "$(CURDIR)" | sha256sum | cut -c1-8)
 MOLECULE_LOCK ?= /tmp/inference.deepseek_v4-molecule.lock
 
-molecule: venv link base-image
+# rehearsal-image: the vllm_engine scenario runs the engines from it.
+molecule: venv link base-image rehearsal-image
 	@scenarios=$$(for f in extensions/molecule/*/molecule.yml; do [ -f "$$f" ] && basename "$$(dirname "$$f")"; done || true); \
 	if [ -z "$$scenarios" ]; then echo "molecule: no scenarios under extensions/molecule/"; exit 0; fi; \
 	export DSV4_BASE_IMAGE="$${DSV4_BASE_IMAGE:-$$(scripts/build-base-image.sh --print)}"; \
-	export DEEPSEEK_V4_BASE_IMAGE="$${DEEPSEEK_V4_BASE_IMAGE:-$$DSV4_BASE_IMAGE}"; \
+	export DSV4_MOLECULE_ID="$(DSV4_MOLECULE_ID)"; \
 	export PATH="$(BIN):$$PATH"; \
 	failed=""; \
 	for s in $$scenarios; do \
