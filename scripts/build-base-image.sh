@@ -6,7 +6,8 @@
 set -euo pipefail
 
 SUITE=${BASE_IMAGE_SUITE:-bookworm}
-PACKAGES="python3,python3-apt,python3-requests,sudo,procps,iproute2,systemd,systemd-sysv,dbus,ca-certificates"
+# python3-venv: the router, smoke-test and hf_cache roles make virtualenvs; baked in, their apt step is a no-op.
+PACKAGES="python3,python3-apt,python3-requests,python3-venv,sudo,procps,iproute2,systemd,systemd-sysv,dbus,ca-certificates"
 KEY=$(printf '%s %s v1' "$SUITE" "$PACKAGES" | sha256sum | cut -c1-12)
 IMAGE=${BASE_IMAGE:-localhost/deepseek-v4-systemd:${SUITE}-${KEY}}
 

@@ -1,9 +1,13 @@
 """Checks the vllm_engine role's containers (siblings of the instance on the same Docker engine)."""
 
 import json
+import os
 import subprocess
 
 import pytest
+
+# molecule.yml: plan_name_prefix is dsv4-molecule-<DSV4_MOLECULE_ID, default local>.
+PREFIX = "dsv4-molecule-" + (os.environ.get("DSV4_MOLECULE_ID") or "local")
 
 
 def inspect(name):
@@ -11,13 +15,15 @@ def inspect(name):
 
 
 @pytest.mark.parametrize("name,port,bootstrap,seqs", [
-    ("dsv4-molecule-prefill", 28100, 28198, "8"),
-    ("dsv4-molecule-decode", 28101, 28199, "512"),
+    (PREFIX + "-prefill", 28100, 28198, "8"),
+    (PREFIX + "-decode", 28101, 28199, "512"),
 ])
 def test_container_matches_plan(host, name, port, bootstrap, seqs):
     c = inspect(name)
     assert c["State"]["Running"]
-    args = c["Args"]
+    # The plan's argv is the container's command (Config.Cmd); Args would start with the image's entrypoint
+    # arguments (the rehearsal image runs a Python entrypoint script).
+    args = c["Config"]["Cmd"]
     assert args[0] == "deepseek-ai/DeepSeek-V4-Flash"
     assert args[args.index("--port") + 1] == str(port)
     assert args[args.index("--max-num-seqs") + 1] == seqs
@@ -32,7 +38,8 @@ def test_container_matches_plan(host, name, port, bootstrap, seqs):
     hc = c["HostConfig"]
     assert hc["NetworkMode"] == "host" and hc["IpcMode"] == "host"
     assert hc["RestartPolicy"]["Name"] == "unless-stopped"
-    assert "/var/lib/deepseek-v4-molecule/hf-cache:/root/.cache/huggingface" in hc["Binds"]
+    # Docker may report the bind with its mode (":rw").
+    assert "/var/lib/deepseek-v4-molecule/hf-cache:/root/.cache/huggingface" in [":".join(b.split(":")[:2]) for b in hc["Binds"]]
     # The instance shares the host network: the engine's port listens there.
     assert host.socket(f"tcp://0.0.0.0:{port}").is_listening or host.socket(f"tcp://127.0.0.1:{port}").is_listening
 

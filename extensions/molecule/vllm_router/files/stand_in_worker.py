@@ -1,11 +1,13 @@
 #!/usr/bin/env python3
-"""Stand-in vLLM worker for the vllm_router and smoke_test scenarios (standard library only).
+"""TEST DOUBLE: a stand-in vLLM worker for the vllm_router and smoke_test scenarios (standard library only).
 
 Answers what vllm-router and the smoke test ask of a vLLM engine, instantly: /health, /v1/models,
 /v1/completions, /v1/chat/completions (plain and streamed, with reasoning content when
 chat_template_kwargs.thinking is set, and kv_transfer_params for prefill requests) and the Mooncake
 bootstrap /query ({dp_rank: {engine_id, worker_addr}}). The engine scenario and the rehearsal use the
-real vLLM rehearsal image instead; this keeps the router scenarios fast.
+real vLLM rehearsal image instead; this keeps the router scenarios fast. It listens on 127.0.0.1 inside
+the scenario instances, which have their own network namespace (not the host network), so the plan's
+ports (8000, 8001, 8998, 9889) never meet the rehearsal's on the host.
 
     stand_in_worker.py --port 8000 --model NAME [--bootstrap-port 8998] [--dp-size 1]
 """
