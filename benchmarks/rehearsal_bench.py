@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/env python
 """Rehearsal rollout time: Ansible (playbooks/h200_pd.yml) against a bare shell script.
 
 Runs on the local Docker engine (see inventories/rehearsal/):
@@ -43,7 +43,7 @@ def env():
 
 def timed(cmd, **kw):
     start = time.monotonic()
-    result = subprocess.run(cmd, cwd=ROOT, env=env(), capture_output=True, text=True, **kw)
+    result = subprocess.run(cmd, cwd=ROOT, env=env(), capture_output=True, text=True, **kw, check=False)
     elapsed = time.monotonic() - start
     if result.returncode != 0:
         sys.exit(f"{' '.join(map(str, cmd))} failed:\n{result.stdout[-4000:]}\n{result.stderr[-2000:]}")
@@ -118,7 +118,7 @@ def main():
         os.unlink(f.name)
         for svc in plan["services"]:
             if svc["kind"] == "engine":
-                subprocess.run(["docker", "rm", "-f", svc["name"]], capture_output=True)
+                subprocess.run(["docker", "rm", "-f", svc["name"]], capture_output=True, check=False)
         timed(rehearse + ["--destroy"])
 
     print(f"ansible rollout (first run): {first:8.1f} s")

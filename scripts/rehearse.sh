@@ -3,8 +3,8 @@
 #
 #   scripts/rehearse.sh              build missing images, create the node container, run the rollout
 #   scripts/rehearse.sh --teardown   run playbooks/teardown.yml against the node (rehearsal-teardown)
-#   scripts/rehearse.sh --destroy    teardown, then remove the node container and the rehearsal data dirs
-#   scripts/rehearse.sh --node       only make sure the node container runs
+#   scripts/rehearse.sh --destroy    teardown, then remove the node container, the rehearsal data dirs and reports
+#   scripts/rehearse.sh --node       only make sure the node container runs (with its hardware doubles)
 # Extra arguments after `--` go to ansible-playbook (for example -e plan_decode_flag_overrides=...).
 #
 # Environment: DSV4_REHEARSAL_NODE (node container name), DSV4_REHEARSAL_IMAGE (engine image to use
@@ -62,9 +62,46 @@ ensure_node() {
   exit 1
 }
 
+# The node's "hardware", so that the playbook's gpu_preflight and rdma roles run for real against it: the
+# TEST DOUBLES of tests/doubles/ (never on a real host) - nvidia-smi and the tools it plays with the recorded
+# healthy 8x H200 profile (h200_hgx8), NVSwitch device stand-ins and a Fabric Manager stand-in unit, and the
+# recorded RDMA sysfs tree with ACTIVE InfiniBand/RoCE ports (case "mixed", read through rdma_sysfs_root) with
+# its ibv_devinfo. The `docker` the double plays answers only `docker info` (the NVIDIA runtime); the engine
+# containers are managed through the Docker socket, not a CLI. Same layout as the molecule scenarios.
+install_doubles() {
+  tar -C tests/doubles -cf - nvidia-smi nvidia_smi_profiles ibv_devinfo rdma_sysfs | docker exec -i "$NODE" sh -euc '
+    share=/usr/local/share
+    mkdir -p $share/nvidia-smi-double/profiles $share/ibv-devinfo-double/rdma_sysfs /etc/nvidia-smi-double \
+      /etc/ibv-devinfo-double
+    tmp=$(mktemp -d); tar -x -C "$tmp"
+    rm -rf $share/nvidia-smi-double/profiles/* $share/ibv-devinfo-double/rdma_sysfs/*
+    cp -a "$tmp"/nvidia_smi_profiles/. $share/nvidia-smi-double/profiles/
+    cp -a "$tmp"/rdma_sysfs/. $share/ibv-devinfo-double/rdma_sysfs/
+    for tool in nvidia-smi nv-fabricmanager nvidia-ctk nvidia-container-cli nvidia-container-runtime-hook docker; do
+      install -m 0755 "$tmp"/nvidia-smi /usr/local/bin/$tool
+    done
+    install -m 0755 "$tmp"/ibv_devinfo /usr/local/bin/ibv_devinfo
+    rm -rf "$tmp"
+    echo h200_hgx8 > /etc/nvidia-smi-double/profile
+    echo mixed > /etc/ibv-devinfo-double/case
+    for dev in nvidia-nvswitchctl nvidia-nvswitch0 nvidia-nvswitch1 nvidia-nvswitch2 nvidia-nvswitch3; do
+      [ -e /dev/$dev ] || : > /dev/$dev
+    done
+    unit=/etc/systemd/system/nvidia-fabricmanager.service
+    if [ ! -f $unit ]; then
+      printf "%s\n" "# TEST DOUBLE of nvidia-fabricmanager.service (rehearsal node): an active unit of that name." \
+        "[Unit]" "Description=NVIDIA fabric manager service (test double)" "" \
+        "[Service]" "ExecStart=/bin/sleep infinity" "" "[Install]" "WantedBy=multi-user.target" > $unit
+      systemctl daemon-reload
+    fi
+    systemctl enable --now --quiet nvidia-fabricmanager.service
+  '
+}
+
 case "$ACTION" in
   node)
     ensure_node
+    install_doubles
     ;;
   rollout)
     bash scripts/ensure-docker.sh >/dev/null
@@ -74,6 +111,7 @@ case "$ACTION" in
     fi
     export DSV4_REHEARSAL_IMAGE
     ensure_node
+    install_doubles
     mkdir -p rehearsal-out
     "$ANSIBLE_PLAYBOOK" -i inventories/rehearsal playbooks/h200_pd.yml "$@"
     ;;
@@ -86,8 +124,8 @@ case "$ACTION" in
       echo "node container $NODE is not running: nothing to tear down with Ansible"
     fi
     if [ "$ACTION" = destroy ]; then
-      docker rm -f "$NODE" >/dev/null 2>&1 && echo "removed node container $NODE" || true
-      rm -rf "$DATA_DIR"
+      if docker rm -f "$NODE" >/dev/null 2>&1; then echo "removed node container $NODE"; fi
+      rm -rf "$DATA_DIR" rehearsal-out/preflight rehearsal-out/smoke-summary.json
     fi
     ;;
 esac

@@ -834,7 +834,10 @@ def _router_service(s, topology, tdef, router_host, prefills, decodes, problems)
                    "http://%s:%d" % (local, s["router_port"]), "http://%s:%d/readiness" % (local, s["router_port"]),
                    40)
     svc["after"] = ["%s/%s" % (x["host"], x["name"]) for x in prefills + decodes]
-    svc["restart_with"] = []
+    # vllm-router reads its workers only at startup: the prefills' Mooncake engine ids (GET /query on the
+    # bootstrap port) and every worker's data-parallel ranks (/metrics). A recreated engine has new engine
+    # ids, so the router restarts with every engine it lists (else decode fails "remote engine_id not found").
+    svc["restart_with"] = list(svc["after"])
     return svc
 
 

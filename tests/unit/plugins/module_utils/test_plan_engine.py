@@ -62,6 +62,8 @@ def test_default_plan_is_the_seed_topology():
     assert svc(result, "deepseek-v4-prefill")["gpus"] == [0, 1, 2, 3]
     assert svc(result, "deepseek-v4-decode")["gpus"] == [4, 5, 6, 7]
     assert svc(result, "deepseek-v4-decode")["restart_with"] == ["node1/deepseek-v4-prefill"]
+    # The router reads the engines' Mooncake ids and DP ranks only at startup: it restarts with them.
+    assert svc(result, "deepseek-v4-router")["restart_with"] == ["node1/deepseek-v4-prefill", "node1/deepseek-v4-decode"]
     assert result["endpoint"]["url"] == "http://127.0.0.1:30000"
 
 
