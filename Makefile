@@ -8,6 +8,7 @@
 #   make sanity    ansible-test sanity on a copy of the collection under build/
 #   make units     ansible-test units on the same copy (tests/unit/)
 #   make pytest    pytest on everything under tests/ except tests/unit/
+#   make e2e       the end-to-end rehearsal tests alone (slow; `make test PYTEST_ARGS=` includes them)
 #   make molecule  every scenario under extensions/molecule/*/ (docker driver)
 #   make test      all of the above, with a summary (the CI entry point)
 #
@@ -49,7 +50,7 @@ export ANSIBLE_NOCOLOR := 1
 export PY_COLORS := 0
 endif
 
-.PHONY: help setup apt docker venv link base-image rehearsal-image vllm-venv getpip rehearse rehearse-teardown plan lint sanity units pytest molecule \
+.PHONY: e2e help setup apt docker venv link base-image rehearsal-image vllm-venv getpip rehearse rehearse-teardown plan lint sanity units pytest molecule \
         test collection-copy clean pytest-closing-line
 
 help:
@@ -185,6 +186,11 @@ DSV4_MOLECULE_ID ?= $(shell printf '%s' "$(CURDIR)" | sha256sum | cut -c1-8)
 MOLECULE_LOCK ?= /tmp/inference.deepseek_v4-molecule.lock
 
 # rehearsal-image: the vllm_engine scenario runs the engines from it.
+# The end-to-end rehearsal tests (slow: real vLLM CPU engines start): rollout, re-run, decode change, teardown;
+# the prefill/decode flow through the real router.
+e2e: venv link docker base-image rehearsal-image
+	DSV4_REQUIRE_REHEARSAL=1 $(BIN)/pytest tests/e2e tests/rehearsal -m rehearsal -rP
+
 molecule: venv link base-image rehearsal-image
 	@scenarios=$$(for f in extensions/molecule/*/molecule.yml; do [ -f "$$f" ] && basename "$$(dirname "$$f")"; done || true); \
 	if [ -z "$$scenarios" ]; then echo "molecule: no scenarios under extensions/molecule/"; exit 0; fi; \
