@@ -471,6 +471,11 @@ def _single_flags(s, profile, port, dp):
     flags.add("--tokenizer-mode", P.TOKENIZER_MODE).add("--reasoning-parser", "deepseek_v4")
     flags.add("--enable-expert-parallel").add("--data-parallel-size", dp)
     flags.add("--compilation-config", '{"cudagraph_mode":"FULL_AND_PIECEWISE", "custom_ops":["all"]}')
+    return _single_tail(flags, s, profile, port)
+
+
+def _single_tail(flags, s, profile, port):
+    """Flags the non-disaggregated recipes leave out unless set: the context length, a non-default port, features."""
     if s["max_model_len"] is not None:
         flags.add("--max-model-len", s["max_model_len"])
     if port != 8000:
@@ -485,12 +490,7 @@ def _lmcache_engine_flags(s, profile, port, tp):
     flags.add("--kv-cache-dtype", P.LMCACHE_KV_CACHE_DTYPE).add("--trust-remote-code")
     flags.add("--tokenizer-mode", P.TOKENIZER_MODE)
     flags.add("--kv-transfer-config", json.dumps(_kv_config(s, "lmcache_tp8", "single"), separators=(", ", ":")))
-    if s["max_model_len"] is not None:
-        flags.add("--max-model-len", s["max_model_len"])
-    if port != 8000:
-        flags.add("--port", port)
-    _feature_flags(flags, s, profile)
-    return flags
+    return _single_tail(flags, s, profile, port)
 
 
 # --------------------------------------------------------------------------------------------------------------
