@@ -348,7 +348,7 @@ def _gpu_list(value, variable, host, problems):
     return out
 
 
-def _normalise_hosts(hosts, settings, profile, problems):
+def _normalise_hosts(hosts, profile, problems):
     """hosts: list of {name, groups, address, gpu_count, prefill_gpus, decode_gpus, engine_gpus}."""
     out = {}
     for h in hosts or []:
@@ -389,7 +389,7 @@ def _compact(obj):
     return json.dumps(obj, separators=(",", ":"))
 
 
-def _common_flags(s, profile, with_reasoning=True):
+def _common_flags(s):
     flags = Flags([[s["model"], None]])
     flags.add("--trust-remote-code").add("--kv-cache-dtype", "fp8").add("--block-size", "256")
     return flags
@@ -428,7 +428,7 @@ def _kv_config(s, topology, role):
 
 def _pd_flags(s, profile, topology, role, port, dp, pool=None):
     """Engine flags of the prefill/decode topologies, in the recipe's order."""
-    flags = _common_flags(s, profile)
+    flags = _common_flags(s)
     if topology == "gb200_pd_cluster":
         flags.add("--tokenizer-mode", P.TOKENIZER_MODE).add("--reasoning-parser", "deepseek_v4")
         _feature_flags(flags, s, profile)
@@ -467,7 +467,7 @@ def _pd_flags(s, profile, topology, role, port, dp, pool=None):
 
 
 def _single_flags(s, profile, port, dp):
-    flags = _common_flags(s, profile)
+    flags = _common_flags(s)
     flags.add("--tokenizer-mode", P.TOKENIZER_MODE).add("--reasoning-parser", "deepseek_v4")
     flags.add("--enable-expert-parallel").add("--data-parallel-size", dp)
     flags.add("--compilation-config", '{"cudagraph_mode":"FULL_AND_PIECEWISE", "custom_ops":["all"]}')
@@ -499,7 +499,7 @@ def _lmcache_engine_flags(s, profile, port, tp):
 GPU_REQUEST = {"driver": "nvidia", "count": -1, "capabilities": [["gpu"]]}
 
 
-def _container(s, topology, host, profile, published=None, privileged=True, shared=True):
+def _container(s, topology, profile, published=None, privileged=True, shared=True):
     volumes = ["%s:/root/.cache/huggingface" % s["hf_cache_dir"]]
     if shared and s["shared_dir"]:
         volumes.append("%s:%s" % (s["shared_dir"], s["shared_dir"]))
@@ -518,7 +518,7 @@ def _container(s, topology, host, profile, published=None, privileged=True, shar
     }
 
 
-def _engine_env(s, profile, base, gpus, host, role, extra_vars, problems):
+def _engine_env(s, base, gpus, host, extra_vars, problems):
     env = dict(base)
     if gpus is not None and sorted(gpus) != list(range(host["gpu_count"])):
         env["CUDA_VISIBLE_DEVICES"] = ",".join(str(g) for g in gpus)
@@ -584,8 +584,6 @@ def _default_gpus(topology, role, host, profile):
         if role == "prefill":
             return list(range(half)) if both else list(range(min(4, count)))
         return list(range(half, count)) if both else list(range(min(4, count)))
-    if topology == "gb200_pd_cluster":
-        return list(range(count))
     return list(range(count))
 
 
@@ -637,7 +635,7 @@ def build_plan(user_settings, hosts):
     if topology == "lmcache_tp8" and s["lmcache_image"] != s["image"]:
         check_image(s["lmcache_image"], var("lmcache_image"), s["allow_untagged_image"], problems)
 
-    hostmap = _normalise_hosts(hosts, s, profile, problems)
+    hostmap = _normalise_hosts(hosts, profile, problems)
     group_of = {"prefill": s["prefill_group"], "decode": s["decode_group"], "router": s["router_group"],
                 "serving": s["serving_group"]}
     for h in hostmap.values():
@@ -659,7 +657,7 @@ def build_plan(user_settings, hosts):
         if problems and not (prefill_hosts and decode_hosts and len(router_hosts) == 1):
             raise PlanError(problems, warnings)
         services = _pd_services(s, topology, tdef, profile, prefill_hosts, decode_hosts, router_hosts[0],
-                                problems, warnings)
+                                problems)
     else:
         serving = _members(hostmap, s["serving_group"])
         if not serving:
@@ -668,7 +666,7 @@ def build_plan(user_settings, hosts):
                                     (topology, s["serving_group"]),
                                     "add the serving host(s) to group '%s'." % s["serving_group"]))
             raise PlanError(problems, warnings)
-        services = _single_services(s, topology, profile, serving, problems, warnings)
+        services = _single_services(s, topology, profile, serving, problems)
 
     _validate(s, topology, profile, hostmap, services, problems, warnings)
     if problems:
@@ -728,7 +726,7 @@ def _router_url(engine_host, router_host, port):
     return "http://%s:%s" % (host, port)
 
 
-def _pd_services(s, topology, tdef, profile, prefill_hosts, decode_hosts, router_host, problems, warnings):
+def _pd_services(s, topology, tdef, profile, prefill_hosts, decode_hosts, router_host, problems):
     services = []
     multi = tdef.get("multi_node", False)
     base_env = P.GB200_CLUSTER_ENV if topology == "gb200_pd_cluster" else P.SEED_PD_ENV
@@ -757,7 +755,7 @@ def _pd_services(s, topology, tdef, profile, prefill_hosts, decode_hosts, router
             flags = _pd_flags(s, profile, topology, role, port, dp, pool)
             _finish_engine(flags, s, role, h, problems)
             env_extra = ["extra_env", "extra_%s_env" % role]
-            env = _engine_env(s, profile, base_env, gpus, h, role, env_extra, problems)
+            env = _engine_env(s, base_env, gpus, h, env_extra, problems)
             ports = {"api": port}
             port_ranges = {}
             if connector == "MooncakeConnector":
@@ -782,7 +780,7 @@ def _pd_services(s, topology, tdef, profile, prefill_hosts, decode_hosts, router
             if "CUDA_VISIBLE_DEVICES" in env:
                 env["CUDA_VISIBLE_DEVICES"] = env.pop("CUDA_VISIBLE_DEVICES")
             published = ["%d:%d" % (port, port)] if topology in ("h200_pd", "h200_pd_nixl") else []
-            container = _container(s, topology, h, profile, published=published, privileged=True,
+            container = _container(s, topology, profile, published=published, privileged=True,
                                    shared=tdef["mount_shared"])
             svc = _service(h["name"], name, "engine", role, s["image"], flags.argv(), env, gpus, ports, container,
                            _router_url(h, router_host, port), "http://localhost:%d/health" % port,
@@ -795,11 +793,11 @@ def _pd_services(s, topology, tdef, profile, prefill_hosts, decode_hosts, router
     for d in decodes:
         d["after"] = ["%s/%s" % (p["host"], p["name"]) for p in prefills]
         d["restart_with"] = list(d["after"])
-    services.append(_router_service(s, topology, tdef, router_host, prefills, decodes, problems))
+    services.append(_router_service(s, tdef, router_host, prefills, decodes, problems))
     return services
 
 
-def _router_service(s, topology, tdef, router_host, prefills, decodes, problems):
+def _router_service(s, tdef, router_host, prefills, decodes, problems):
     argv = ["vllm-router", "--policy", s["router_policy"], "--vllm-pd-disaggregation"]
     for p in prefills:
         argv += ["--prefill", p["url"]]
@@ -841,7 +839,7 @@ def _router_service(s, topology, tdef, router_host, prefills, decodes, problems)
     return svc
 
 
-def _single_services(s, topology, profile, serving, problems, warnings):
+def _single_services(s, topology, profile, serving, problems):
     services = []
     for h in serving:
         sets = _engine_gpu_sets(s, topology, h, profile, problems)
@@ -852,28 +850,28 @@ def _single_services(s, topology, profile, serving, problems, warnings):
                 flags = _lmcache_engine_flags(s, profile, port, len(gpus))
                 base_env = ()
                 published = []
-                container = _container(s, topology, h, profile, published=published, privileged=False,
+                container = _container(s, topology, profile, published=published, privileged=False,
                                        shared=False)
             else:
                 flags = _single_flags(s, profile, port, len(gpus))
                 base_env = (("VLLM_ENGINE_READY_TIMEOUT_S", "3600"),)
-                container = _container(s, topology, h, profile, published=["%d:%d" % (port, port)],
+                container = _container(s, topology, profile, published=["%d:%d" % (port, port)],
                                        privileged=True, shared=False)
             _finish_engine(flags, s, "single", h, problems)
-            env = _engine_env(s, profile, base_env, gpus, h, "single", ["extra_env"], problems)
+            env = _engine_env(s, base_env, gpus, h, ["extra_env"], problems)
             svc = _service(h["name"], "%s-engine%s" % (s["name_prefix"], suffix), "engine", "single", s["image"],
                            flags.argv(), env, gpus, {"api": port}, container, "http://localhost:%d" % port,
                            "http://localhost:%d/health" % port, 20)
             svc["_flags"] = flags
             services.append(svc)
             if topology == "lmcache_tp8":
-                lm = _lmcache_service(s, profile, h, suffix, idx, problems)
+                lm = _lmcache_service(s, h, suffix, idx, problems)
                 svc["after"] = ["%s/%s" % (lm["host"], lm["name"])]
                 services.append(lm)
     return services
 
 
-def _lmcache_service(s, profile, host, suffix, idx, problems):
+def _lmcache_service(s, host, suffix, idx, problems):
     argv = ["lmcache", "server", "--l1-size-gb", str(s["lmcache_l1_size_gb"]),
             "--eviction-policy", str(s["lmcache_eviction_policy"])]
     zmq, http = s["lmcache_port"] + idx * 10, s["lmcache_http_port"] + idx
