@@ -674,6 +674,15 @@ def build_plan(user_settings, hosts):
 
     services.sort(key=lambda x: (x["start_order"], x["host"], x["name"]))
     for svc in services:
+        svc["args"] = svc["argv"][len(svc["entrypoint"] or []):]
+        base = svc["health_url"].rsplit("/", 1)[0]
+        svc["readiness"] = {"health": svc["health_url"],
+                            "models": base + "/v1/models" if svc["kind"] == "engine" else None,
+                            "completion": base + "/v1/completions" if svc["kind"] == "engine" else None}
+        c = svc["container"]
+        if c is not None:
+            c["recipe_published_ports"] = c["published_ports"]
+            c["published_ports"] = [] if c["network_mode"] == "host" else list(c["published_ports"])
         svc["plan_hash"] = service_hash(svc)
         svc["command"] = render_command(svc)
     plan_hosts = {}
@@ -685,6 +694,19 @@ def build_plan(user_settings, hosts):
         entry["services"].append(svc["name"])
     endpoint = _endpoint(services)
     connector = tdef["connector"]
+    moves_kv = connector in ("MooncakeConnector", "NixlConnector")
+    for svc in services:
+        for kind, port in svc["ports"].items():
+            first, last = svc["port_ranges"].get(kind, (port, port))
+            plan_hosts[svc["host"]].setdefault("ports", []).append({
+                "service": svc["name"], "name": kind, "first": int(first), "last": int(last),
+                "variable": _port_variable(svc, kind), "transfer": kind in _TRANSFER_PORTS})
+        if svc["kind"] != "router":
+            plan_hosts[svc["host"]]["engines"] = True
+    for entry in plan_hosts.values():
+        entry.setdefault("engines", False)
+    parsers = [svc["argv"][svc["argv"].index("--reasoning-parser") + 1] for svc in services
+               if svc["kind"] == "engine" and "--reasoning-parser" in svc["argv"]]
     return {
         "topology": topology,
         "description": tdef["description"],
@@ -696,8 +718,7 @@ def build_plan(user_settings, hosts):
         "router_version": s["router_version"],
         "kv_connector": connector,
         "reasoning_modes": list(s["reasoning_modes"]),
-        "reasoning_parser": any(svc["kind"] == "engine" and "--reasoning-parser" in svc["argv"]
-                                for svc in services),
+        "reasoning_parser": parsers[0] if parsers else None,
         "hardware_profile": {k: v for k, v in profile.items() if k != "mtp_tokens"},
         "weights": {"repo_id": s["model"], "revision": s["weights_revision"], "size_bytes": P.MODEL_SIZE_BYTES,
                     "cache_dir": s["hf_cache_dir"], "shared_dir": s["shared_dir"] if tdef["mount_shared"] else None},
@@ -706,12 +727,26 @@ def build_plan(user_settings, hosts):
                      ("ucx" if connector == "NixlConnector" else None),
                      "rdma": connector == "MooncakeConnector" and s["mooncake_protocol"] == "rdma"
                      or connector == "NixlConnector",
-                     "peermem": connector == "MooncakeConnector" and profile["name"] != "gb200"},
+                     "peermem": connector == "MooncakeConnector" and profile["name"] != "gb200",
+                     "hosts": sorted({x["host"] for x in services if x["kind"] == "engine"}) if moves_kv else []},
         "endpoint": endpoint,
         "warnings": warnings,
         "hosts": plan_hosts,
         "services": services,
     }
+
+
+_TRANSFER_PORTS = ("mooncake_bootstrap", "nixl_side_channel")
+_PORT_VARIABLES = {"api": "%s_port", "mooncake_bootstrap": "%s_bootstrap_port",
+                   "nixl_side_channel": "%s_side_channel_port", "dp_rpc": "%s_dp_rpc_port",
+                   "router": "router_port", "router_metrics": "router_metrics_port",
+                   "lmcache_zmq": "lmcache_port", "lmcache_http": "lmcache_http_port"}
+
+
+def _port_variable(svc, kind):
+    pattern = _PORT_VARIABLES[kind]
+    role = svc["role"] if svc["role"] in ("prefill", "decode") else "engine"
+    return var(pattern % role if "%s" in pattern else pattern)
 
 
 def _endpoint(services):
@@ -1188,7 +1223,7 @@ def render_command(svc):
         second.append("--privileged")
     if c["ipc_mode"]:
         second.append("--ipc=%s" % c["ipc_mode"])
-    for p in c["published_ports"]:
+    for p in c.get("recipe_published_ports", c["published_ports"]):
         second += ["-p", p]
     lines.append(" ".join(first))
     if second:
