@@ -22,7 +22,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, ".collections"))
 
-from ansible_collections.inference.deepseek_v4.plugins.module_utils.plan_engine import build_plan  # noqa: E402
+from ansible_collections.inference.deepseek_v4.plugins.module_utils._plan import build_plan  # noqa: E402
 
 
 def inventory(n_hosts):
@@ -79,8 +79,8 @@ def main():
         if not os.path.exists(ansible_playbook):
             ansible_playbook = "ansible-playbook"
         start = time.perf_counter()
-        proc = subprocess.run([ansible_playbook, "playbooks/plan.yml", "-i", inv, "-e", "plan_dir=%s" % tmp,
-                               "-e", "plan_print=false"], cwd=ROOT, capture_output=True, text=True, check=False)
+        proc = subprocess.run([ansible_playbook, "playbooks/plan.yml", "-i", inv, "-e", "deepseek_v4_plan_dir=%s" % tmp,
+                               "-e", "deepseek_v4_plan_print=false"], cwd=ROOT, capture_output=True, text=True, check=False)
         wall = time.perf_counter() - start
         if proc.returncode != 0:
             print(proc.stdout[-3000:], proc.stderr[-3000:])

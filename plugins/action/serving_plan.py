@@ -1,60 +1,63 @@
 # -*- coding: utf-8 -*-
 # Copyright: inference.deepseek_v4 contributors
 # Apache License 2.0 (see LICENSE)
-"""Controller side of inference.deepseek_v4.serving_plan: reads the hosts from the inventory, contacts none."""
+"""inference.deepseek_v4.serving_plan: computes the plan on the controller from the inventory; contacts no host.
+
+The implementation of the module of the same name (whose file holds its documentation only).
+"""
 
 from __future__ import annotations
 
 from ansible.plugins.action import ActionBase
 
-from ansible_collections.inference.deepseek_v4.plugins.module_utils.plan_engine import (
+from ansible_collections.inference.deepseek_v4.plugins.module_utils._plan import (
     PlanError,
     build_plan,
     plan_json,
     summary_lines,
+    topology_groups,
     write_if_changed,
 )
-from ansible_collections.inference.deepseek_v4.plugins.module_utils.plan_profiles import (
+from ansible_collections.inference.deepseek_v4.plugins.module_utils._plan.profiles import (
     HOST_SETTINGS,
     SETTINGS,
-    TOPOLOGIES,
+    VAR_PREFIX,
 )
-
-HOST_VAR_PREFIX = "plan_"
 
 
 class ActionModule(ActionBase):
     TRANSFERS_FILES = False
     _VALID_ARGS = frozenset(("settings", "hosts", "dest"))
 
+    def _host_entry(self, name, groups, hostvars, global_names):
+        """The plan's view of one inventory host: its groups, its per-host settings and any plan_* variable of
+        its own that no table knows (refused by the plan, with the closest real name; one the play's settings
+        carry too is reported once, there)."""
+        entry = {"name": name, "groups": groups}
+        for key, value in hostvars.items():
+            if not key.startswith(VAR_PREFIX):
+                continue
+            short = key[len(VAR_PREFIX):]
+            if short in HOST_SETTINGS or (short not in SETTINGS and short not in global_names):
+                entry[short] = self._templar.template(value)
+        if "address" not in entry:
+            entry["address"] = self._templar.template(hostvars.get("ansible_host", name))
+        return entry
+
     def _inventory_hosts(self, settings, task_vars):
-        topology = settings.get("topology") or SETTINGS["topology"]
-        wanted = TOPOLOGIES.get(topology, {}).get("groups", ("prefill", "decode", "router", "serving"))
-        group_names = {g: settings.get("%s_group" % g) or SETTINGS["%s_group" % g] for g in wanted}
         groups = task_vars.get("groups", {})
         hostvars = task_vars.get("hostvars", {})
-        hosts = []
-        seen = {}
-        for role in wanted:
-            for name in groups.get(group_names[role], []):
-                if name not in seen:
-                    seen[name] = {"name": name, "groups": []}
-                    hosts.append(seen[name])
-                seen[name]["groups"].append(group_names[role])
-        for entry in hosts:
-            hv = hostvars[entry["name"]]
-            for key in HOST_SETTINGS:
-                value = hv.get(HOST_VAR_PREFIX + key)
-                if value is not None:
-                    entry[key] = self._templar.template(value)
-            if "address" not in entry:
-                entry["address"] = self._templar.template(hv.get("ansible_host", entry["name"]))
-        return hosts
+        members = {}
+        for _role, group in topology_groups(settings):
+            for name in groups.get(group, []):
+                members.setdefault(name, []).append(group)
+        return [self._host_entry(name, member_of, hostvars[name], set(settings))
+                for name, member_of in members.items()]
 
     def run(self, tmp=None, task_vars=None):
         result = super(ActionModule, self).run(tmp, task_vars)
         task_vars = task_vars or {}
-        valid, args = self.validate_argument_spec(argument_spec=dict(
+        _valid, args = self.validate_argument_spec(argument_spec=dict(
             settings=dict(type="dict", default={}),
             hosts=dict(type="list", elements="dict"),
             dest=dict(type="path"),

@@ -11,9 +11,9 @@ import itertools
 
 import pytest
 
-from ansible_collections.inference.deepseek_v4.plugins.module_utils.plan_engine import build_plan
-from ansible_collections.inference.deepseek_v4.plugins.module_utils.plan_profiles import (
-    HARDWARE_PROFILES,
+from ansible_collections.inference.deepseek_v4.plugins.module_utils._plan import build_plan
+from ansible_collections.inference.deepseek_v4.plugins.module_utils._plan.profiles import (
+    HARDWARE as HARDWARE_PROFILES,
     RECIPES,
     TOPOLOGIES,
 )
@@ -32,9 +32,10 @@ VERSION_DRIFT = {
 
 def hosts_for(topology, hardware):
     per_node = HARDWARE_PROFILES[hardware]["gpus_per_node"]
-    if topology in ("single_node", "lmcache_tp8"):
+    tdef = TOPOLOGIES[topology]
+    if not tdef["router"]:
         return [{"name": "n1", "groups": ["serving"], "address": "10.0.0.1"}]
-    if topology in ("h200_pd", "h200_pd_nixl"):
+    if not tdef["multi_node"]:
         if per_node >= 8:
             return [{"name": "n1", "groups": ["prefill", "decode", "router"], "address": "10.0.0.1"}]
         return [{"name": "n1", "groups": ["prefill", "router"], "address": "10.0.0.1"},
@@ -46,17 +47,18 @@ def hosts_for(topology, hardware):
             {"name": "r1", "groups": ["router"], "address": "10.0.1.5", "gpu_count": 0}]
 
 
+# Each recipe's optional features: the source documents' MTP and tool calling, the current recipe's DSpark draft
+# (its default checkpoint has no MTP head), both with a Think Max context.
 VARIANTS = {
     "defaults": {},
-    "features": {"enable_mtp": True, "enable_tool_calling": True, "max_model_len": 393216},
+    "features": {"2026-04": {"enable_mtp": True, "enable_tool_calling": True, "max_model_len": 393216},
+                 "2026-08": {"enable_dspark": True, "max_model_len": 393216}},
 }
 
 CASES = []
 _MATRIX = itertools.product(sorted(TOPOLOGIES), sorted(HARDWARE_PROFILES), sorted(VARIANTS), sorted(RECIPES))
 for _topology, _hardware, _variant, _recipe in _MATRIX:
-    if _variant == "features" and _recipe != "seed":
-        continue
-    _settings = dict(VARIANTS[_variant], topology=_topology, hardware=_hardware, recipe=_recipe)
+    _settings = dict(VARIANTS[_variant].get(_recipe, {}), topology=_topology, hardware=_hardware, recipe=_recipe)
     _plan = build_plan(_settings, hosts_for(_topology, _hardware))
     for _svc in _plan["services"]:
         if _svc["kind"] == "engine":

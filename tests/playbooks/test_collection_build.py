@@ -31,7 +31,7 @@ def test_build_install_and_run_the_installed_playbook(tmp_path):
     cfg.write_text("[defaults]\n")
     env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(installed), ANSIBLE_CONFIG=str(cfg), ANSIBLE_NOCOLOR="1")
     proc = subprocess.run([tool("ansible-playbook"), "inference.deepseek_v4.plan", "-i",
-                           os.path.join(ROOT, "inventories", "h200_pd"), "-e", "plan_dir=%s" % tmp_path],
+                           os.path.join(ROOT, "inventories", "h200_pd"), "-e", "deepseek_v4_plan_dir=%s" % tmp_path],
                           capture_output=True, text=True, cwd=str(tmp_path), env=env, check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert json.loads((tmp_path / "plan.json").read_text())["topology"] == "h200_pd"

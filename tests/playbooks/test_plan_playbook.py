@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import shutil
 import subprocess
 import sys
 
@@ -30,7 +31,7 @@ def play(*args):
 
 @pytest.mark.parametrize("inventory", INVENTORIES)
 def test_plan_json_for_every_example_inventory(inventory, tmp_path):
-    proc = play("-i", "inventories/%s" % inventory, "-e", "plan_dir=%s" % tmp_path)
+    proc = play("-i", "inventories/%s" % inventory, "-e", "deepseek_v4_plan_dir=%s" % tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     plan = json.loads((tmp_path / "plan.json").read_text())
     assert plan["topology"] == inventory
@@ -48,7 +49,7 @@ def test_plan_json_for_every_example_inventory(inventory, tmp_path):
 
 def test_bad_inventory_is_refused_with_every_problem(tmp_path):
     proc = play("-i", "inventories/h200_pd", "-e", '{"plan_image": "vllm/vllm-openai:latest", "plan_max_model_len": 4096}',
-                "-e", "plan_dir=%s" % tmp_path)
+                "-e", "deepseek_v4_plan_dir=%s" % tmp_path)
     assert proc.returncode != 0
     out = proc.stdout + proc.stderr
     assert "plan_image" in out and "plan_max_model_len" in out and "no host was changed" in out
@@ -56,6 +57,21 @@ def test_bad_inventory_is_refused_with_every_problem(tmp_path):
 
 
 def test_second_run_changes_nothing(tmp_path):
-    first = play("-i", "inventories/gb200_pd_cluster", "-e", "plan_dir=%s" % tmp_path, "-e", "plan_print=false")
-    second = play("-i", "inventories/gb200_pd_cluster", "-e", "plan_dir=%s" % tmp_path, "-e", "plan_print=false")
+    first = play("-i", "inventories/gb200_pd_cluster", "-e", "deepseek_v4_plan_dir=%s" % tmp_path, "-e", "deepseek_v4_plan_print=false")
+    second = play("-i", "inventories/gb200_pd_cluster", "-e", "deepseek_v4_plan_dir=%s" % tmp_path, "-e", "deepseek_v4_plan_print=false")
     assert "changed=1" in first.stdout and "changed=0" in second.stdout
+
+
+def test_misspelt_setting_in_group_vars_is_refused_before_any_host(tmp_path):
+    """A typo in group_vars (or in a host's variables) is refused, naming the closest real setting."""
+    shutil.copytree(os.path.join(ROOT, "inventories", "h200_pd"), tmp_path / "inv")
+    with open(tmp_path / "inv" / "group_vars" / "all.yml", "a", encoding="utf-8") as f:
+        f.write("plan_max_model_length: 131072\n")
+    (tmp_path / "inv" / "host_vars").mkdir()
+    (tmp_path / "inv" / "host_vars" / "h200-node-1.yml").write_text("plan_prefil_gpus: [0, 1, 2, 3]\n")
+    proc = play("-i", str(tmp_path / "inv"), "-e", "deepseek_v4_plan_dir=%s" % tmp_path)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0, out
+    assert "plan_max_model_length" in out and "did you mean plan_max_model_len?" in out
+    assert "plan_prefil_gpus" in out and "did you mean plan_prefill_gpus?" in out
+    assert "(2 problems)" in out and not (tmp_path / "plan.json").exists()

@@ -3,13 +3,14 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 
 import pytest
 import yaml
 
-from ansible_collections.inference.deepseek_v4.plugins.module_utils.plan_profiles import SETTINGS
+from ansible_collections.inference.deepseek_v4.plugins.module_utils._plan.profiles import HOST_SETTINGS, SETTINGS
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 ROLES = sorted(r for r in os.listdir(os.path.join(ROOT, "roles"))
@@ -41,13 +42,30 @@ def test_argument_specs_match_defaults(role):
 
 def test_plan_role_defaults_are_the_engine_settings():
     defaults = load("roles", "plan", "defaults", "main.yml")
-    for key, value in SETTINGS.items():
-        assert defaults["plan_" + key] == value, key
+    assert sorted(defaults) == sorted("plan_" + key for key in SETTINGS)
+    for key, row in SETTINGS.items():
+        assert defaults["plan_" + key] == row["default"], key
+
+
+def test_generated_settings_files_match_the_table():
+    """roles/plan defaults, argument specs and the sample inventory are generated from the settings table."""
+    spec = importlib.util.spec_from_file_location("gen_settings", os.path.join(ROOT, "scripts", "gen_settings.py"))
+    gen = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gen)
+    assert gen.drift(ROOT) == []
+
+
+def test_sample_inventory_documents_every_setting():
+    with open(os.path.join(ROOT, "inventories", "sample", "group_vars", "all.yml"), encoding="utf-8") as f:
+        text = f.read()
+    documented = set(re.findall(r"^#\s+plan_(\w+):", text, re.M))
+    assert set(SETTINGS) | set(HOST_SETTINGS) <= documented, sorted(set(SETTINGS) - documented)
 
 
 @pytest.mark.parametrize("inventory", INVENTORIES)
-def test_example_inventories_document_every_setting(inventory):
+def test_example_inventories_set_only_known_settings(inventory):
+    """Example inventories keep only what they set, and everything they set is a setting of the plan."""
+    live = load("inventories", inventory, "group_vars", "all.yml")
+    assert live and all(k.startswith("plan_") and k[len("plan_"):] in SETTINGS for k in live), sorted(live)
     with open(os.path.join(ROOT, "inventories", inventory, "group_vars", "all.yml"), encoding="utf-8") as f:
-        text = f.read()
-    documented = set(re.findall(r"^#?\s?plan_(\w+):", text, re.M))
-    assert set(SETTINGS) <= documented, sorted(set(SETTINGS) - documented)
+        assert not re.findall(r"^#\s?plan_\w+:", f.read(), re.M), "commented settings belong to the sample"

@@ -10,7 +10,7 @@ import shlex
 
 import pytest
 
-from ansible_collections.inference.deepseek_v4.plugins.module_utils.plan_engine import build_plan
+from ansible_collections.inference.deepseek_v4.plugins.module_utils._plan import build_plan
 
 TESTS = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 SEEDS = os.path.join(TESTS, "fixtures", "seeds")

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from ansible_collections.inference.deepseek_v4.plugins.module_utils.plan_engine import (
+from ansible_collections.inference.deepseek_v4.plugins.module_utils._plan import (
     PlanError,
     build_plan,
     flag_key,
@@ -451,3 +451,94 @@ def test_flag_key_and_parse_len():
     assert flag_key("--attention_config.use_fp4_indexer_cache=True") == "attention-config.use-fp4-indexer-cache"
     assert flag_key("-tp") == "tensor-parallel-size"
     assert parse_len("384K") == 393216 and parse_len("1k") == 1000 and parse_len("auto") is None
+
+
+# ------------------------------------------------------------------------------------------------ settings names
+def test_misspelt_setting_names_the_closest_real_one():
+    p = one({"max_model_length": 131072}, variable="plan_max_model_length", text="did you mean plan_max_model_len?")
+    assert p.found == 131072
+
+
+def test_misspelt_host_setting_names_the_closest_real_one():
+    one(hosts=host_with(prefil_gpus=[0, 1, 2, 3]), variable="plan_prefil_gpus", text="did you mean plan_prefill_gpus?")
+
+
+def test_host_setting_in_group_vars_is_not_a_global_setting():
+    assert plan({"gpu_count": 8})["hosts"]["node1"]["gpu_count"] == 8
+
+
+# ------------------------------------------------------------------------------------------------ recipes
+def test_recipe_aliases_name_the_dated_profiles():
+    assert plan()["recipe"] == "2026-04"
+    assert plan({"recipe": "v0.25.0"})["recipe"] == "2026-08"
+
+
+def test_current_recipe_is_data_not_code():
+    result = plan({"recipe": "2026-08"})
+    prefill, decode = svc(result, "deepseek-v4-prefill")["argv"], svc(result, "deepseek-v4-decode")["argv"]
+    assert result["model"] == "deepseek-ai/DeepSeek-V4-Flash-0731" and result["image"] == "vllm/vllm-openai:v0.25.0"
+    assert "--enforce-eager" not in prefill  # recipes#828
+    config = json.loads(prefill[prefill.index("--reasoning-config") + 1])
+    assert config == {"reasoning_parser": "deepseek_v4", "reasoning_start_str": "", "reasoning_end_str": ""}
+    assert prefill.index("--reasoning-config") == prefill.index("--reasoning-parser") + 2
+    assert "--tool-call-parser" in decode and "--moe-backend" not in decode  # Hopper: no Blackwell MoE backend
+    blackwell = svc(plan({"recipe": "2026-08", "hardware": "b200"}), "deepseek-v4-decode")["argv"]
+    assert blackwell[blackwell.index("--moe-backend") + 1] == "deep_gemm_mega_moe"
+
+
+def test_mtp_on_a_checkpoint_without_an_mtp_head_is_refused_with_the_fix():
+    p = one({"recipe": "2026-08", "enable_mtp": True}, variable="plan_enable_mtp", text="has no MTP head")
+    assert "plan_enable_dspark: true" in p.fix and "deepseek-ai/DeepSeek-V4-Flash" in p.fix
+
+
+def test_dspark_on_the_current_recipe_and_mtp_on_the_preview_checkpoint():
+    argv = svc(plan({"recipe": "2026-08", "enable_dspark": True}), "deepseek-v4-decode")["argv"]
+    assert json.loads(argv[argv.index("--speculative-config") + 1])["method"] == "dspark"
+    preview = svc(plan({"recipe": "2026-08", "enable_mtp": True, "model": "deepseek-ai/DeepSeek-V4-Flash"}),
+                  "deepseek-v4-decode")["argv"]
+    assert json.loads(preview[preview.index("--speculative-config") + 1]) == {"method": "mtp",
+                                                                              "num_speculative_tokens": 1}
+    one({"enable_dspark": True}, variable="plan_enable_dspark", text="has no DSPARK head")
+
+
+def test_gpu_memory_minimum_per_checkpoint():
+    hosts = [dict(SERVING_HOST[0], engine_gpus=[0])]
+    one({"topology": "single_node_tp", "recipe": "2026-08"}, hosts, variable="plan_engine_gpus",
+        text="needs about 200 GB of GPU memory")
+
+
+@pytest.mark.parametrize("topology,flags", [
+    ("single_node_tp", ["--tensor-parallel-size", "8", "--no-enable-flashinfer-autotune"]),
+    ("single_node_tep", ["--tensor-parallel-size", "8", "--enable-expert-parallel"])])
+def test_single_node_strategies_are_topology_rows(topology, flags):
+    engine = svc(plan({"topology": topology}, SERVING_HOST), "deepseek-v4-engine")
+    assert engine["gpus"] == list(range(8)) and "CUDA_VISIBLE_DEVICES" not in engine["env"]
+    argv = engine["argv"]
+    assert argv[argv.index(flags[0]):argv.index(flags[0]) + len(flags)] == flags
+
+
+# ------------------------------------------------------------------------------------------------ what roles consume
+def test_plan_publishes_what_the_roles_consume():
+    result = plan({"topology": "h200_pd_nixl"})
+    assert result["reasoning_parser"] == "deepseek_v4"
+    assert result["transfer"]["hosts"] == ["node1"] and result["transfer"]["peermem"] is False
+    ports = {(p["service"], p["name"]): p for p in result["hosts"]["node1"]["ports"]}
+    side = ports[("deepseek-v4-decode", "nixl_side_channel")]
+    assert (side["first"], side["last"], side["variable"], side["transfer"]) == (
+        5567, 5570, "plan_decode_side_channel_port", True)
+    assert ports[("deepseek-v4-router", "router")]["variable"] == "plan_router_port"
+    prefill = svc(result, "deepseek-v4-prefill")
+    assert prefill["container"]["published_ports"] == []  # the host network publishes nothing
+    assert prefill["container"]["recipe_published_ports"] == ["8000:8000"] and " -p 8000:8000" in prefill["command"]
+    assert prefill["readiness"]["completion"] == "http://localhost:8000/v1/completions"
+    lmcache = [s for s in plan({"topology": "lmcache_tp8"}, SERVING_HOST)["services"] if s["kind"] == "lmcache"][0]
+    assert lmcache["entrypoint"] == ["lmcache"] and lmcache["args"][0] == "server"
+    assert lmcache["readiness"] == {"health": "http://localhost:8080/healthcheck", "models": None, "completion": None}
+
+
+def test_lmcache_replicas_point_their_connector_at_their_own_server():
+    result = plan({"topology": "lmcache_tp8", "replicas_per_host": 2}, SERVING_HOST)
+    second = svc(result, "deepseek-v4-engine-1")["argv"]
+    config = json.loads(second[second.index("--kv-transfer-config") + 1])
+    assert config["kv_connector_extra_config"]["lmcache.mp.port"] == svc(result, "deepseek-v4-lmcache-1")["ports"][
+        "lmcache_zmq"] == 5565

@@ -1,0 +1,408 @@
+# -*- coding: utf-8 -*-
+# Copyright: inference.deepseek_v4 contributors
+# Apache License 2.0 (see LICENSE)
+"""Build the plan: one loop over the topology's data. Every engine is its flag lines filled from a context whose
+values remember the setting that produced them; rules.py then checks the result."""
+
+from __future__ import annotations
+
+import copy
+import re
+
+from ansible_collections.inference.deepseek_v4.plugins.module_utils._plan import profiles as P
+from ansible_collections.inference.deepseek_v4.plugins.module_utils._plan import render, rules, settings
+from ansible_collections.inference.deepseek_v4.plugins.module_utils._plan.template import fill, lines
+from ansible_collections.inference.deepseek_v4.plugins.module_utils._plan.flags import (
+    Flags,
+    compact_json,
+    merge,
+    parallel_sizes,
+)
+from ansible_collections.inference.deepseek_v4.plugins.module_utils._problem import Problem, summary
+
+var = settings.var
+ENGINE_FIX = ("remove it from {{variable}}; to change a managed flag set {override}: {{{{'{{flag}}': <value>}}}} "
+              "(true for a bare flag, false to drop it).")
+
+
+class PlanError(Exception):
+    """Raised with every problem found; nothing is planned while one remains."""
+
+    def __init__(self, problems, warnings=None):
+        self.problems = list(problems)
+        self.warnings = list(warnings or [])
+        super(PlanError, self).__init__(self.summary())
+
+    def summary(self):
+        return summary(self.problems)
+
+
+class Build(object):
+    """What the rules see: resolved settings, the rows of the tables they chose, hosts, services, warnings."""
+
+    def __init__(self, s):
+        self.s = s
+        self.topology = P.TOPOLOGIES[s["topology"]]
+        self.hardware = dict(P.HARDWARE[s["hardware"]], name=s["hardware"])
+        self.recipe = P.RECIPES[s["recipe"]]
+        self.checkpoint = P.CHECKPOINTS.get(s["model"], P.UNKNOWN_CHECKPOINT)
+        self.connector = P.CONNECTORS.get(self.topology["connector"])
+        self.hosts = {}
+        self.services = []
+        self.warnings = []
+        self.features = set(self.recipe["features"]) | set(self.hardware["features"])
+        self.features |= {name for name, on in (
+            ("tool_calling", s["enable_tool_calling"]), ("speculative", s["enable_mtp"] or s["enable_dspark"]),
+            ("max_model_len", s["max_model_len"] is not None), ("multi_node", self.topology["multi_node"]),
+            ("hf_offline", s["hf_offline"]), ("dmabuf", self.hardware["memory_registration"] == "dmabuf"),
+            ("rdma_protocol", s["mooncake_protocol"] == "rdma"),
+            ("moe_backend", "blackwell_fp8_moe_backend" in self.recipe["features"]
+             and "blackwell" in self.hardware["features"] and self.checkpoint["quantization"] == "fp8")) if on}
+
+    @property
+    def engines(self):
+        return [x for x in self.services if x["kind"] == "engine"]
+
+    def group(self, role):
+        return self.s["%s_group" % role]
+
+
+# ------------------------------------------------------------------------------------------------ hosts
+def _gpu_list(value, variable, host, problems):
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = [v for v in re.split(r"[,\s]+", value.strip()) if v != ""]
+    if not isinstance(value, (list, tuple)):
+        problems.append(Problem(variable, value, "must be a list of GPU indices.", "write e.g. [0, 1, 2, 3].", host))
+        return []
+    out = []
+    for v in value:
+        try:
+            if isinstance(v, bool):
+                raise ValueError(v)
+            out.append(int(v))
+        except (TypeError, ValueError):
+            problems.append(Problem(variable, value, "%r is not a GPU index." % (v,),
+                                    "use whole numbers as nvidia-smi numbers the GPUs.", host))
+            return []
+    return out
+
+
+def _host(h, b, problems):
+    name = str(h.get("name"))
+    for key in sorted(set(h) - set(P.HOST_SETTINGS) - {"name", "groups"}):
+        problems.append(settings.unknown_setting(key, h[key], host=name))
+    count = h.get("gpu_count", b.hardware["gpus_per_node"])
+    try:
+        count = int(count)
+    except (TypeError, ValueError):
+        problems.append(Problem(var("gpu_count"), count, "must be a whole number.", "set the host's GPU count.", name))
+        count = b.hardware["gpus_per_node"]
+    raw = h.get("engine_gpus")
+    nested = isinstance(raw, (list, tuple)) and raw and all(isinstance(x, (list, tuple)) for x in raw)
+    engine_sets = None if raw is None else [_gpu_list(x, var("engine_gpus"), name, problems)
+                                            for x in (raw if nested else [raw])]
+    return {"name": name, "groups": list(h.get("groups") or []), "address": str(h.get("address") or name),
+            "gpu_count": count, "prefill_gpus": _gpu_list(h.get("prefill_gpus"), var("prefill_gpus"), name, problems),
+            "decode_gpus": _gpu_list(h.get("decode_gpus"), var("decode_gpus"), name, problems),
+            "engine_gpus": engine_sets, "engine_gpus_raw": raw}
+
+
+def _members(b, role):
+    return [h for h in b.hosts.values() if b.group(role) in h["groups"]]
+
+
+def _require_groups(b, problems):
+    """Every group the topology reads has its hosts; the engines cannot be built otherwise."""
+    needs = [("serving" if r == "single" else r, "at least one") for r in b.topology["roles"]]
+    if b.topology["router"]:
+        needs.append(("router", "exactly one"))
+    found = []
+    for role, need in needs:
+        members = [m["name"] for m in _members(b, role)]
+        if not members or (need == "exactly one" and len(members) != 1):
+            found.append(Problem("groups['%s']" % b.group(role), members, "topology %s needs %s host in "
+                                 "inventory group '%s'." % (b.s["topology"], need, b.group(role)),
+                                 "add the host(s) to group '%s' in the inventory." % b.group(role)))
+    if found:
+        raise PlanError(problems + found)
+
+
+# ------------------------------------------------------------------------------------------------ engines
+def _engine_slots(b, problems):
+    """(role, host, index, gpus, gpus variable) of every engine, in role order, with default GPU sets."""
+    slots = []
+    replicas = b.s["replicas_per_host"]
+    for role, rdef in b.topology["roles"].items():
+        members = _members(b, "serving" if role == "single" else role)
+        for h in members:
+            shared = [r for r in b.topology["roles"] if r != "single" and b.group(r) in h["groups"]]
+            count = b.hardware["gpus_per_node"]
+            reps = replicas if role == "single" else 1
+            per = count // reps if b.topology["gpus"] == "node" else b.topology["gpus"]
+            if b.topology["split_shared"] and len(shared) > 1:
+                per = count // len(shared)
+            given = h["engine_gpus"] if role == "single" else (None if h["%s_gpus" % role] is None
+                                                                 else [h["%s_gpus" % role]])
+            n = len(given) if given is not None else (replicas if role == "single" else 1)
+            if role == "single" and given is not None and len(given) != replicas:
+                problems.append(Problem(var("engine_gpus"), h["engine_gpus_raw"], "gives %d GPU set(s) but "
+                                        "plan_replicas_per_host is %d." % (len(given), replicas), "give one list "
+                                        "of GPU indices per replica, or change plan_replicas_per_host.", h["name"]))
+            for i in range(n):
+                offset = (shared.index(role) if role in shared else i) * per
+                gpus = given[i] if given is not None else list(range(offset, offset + per))
+                slots.append((role, h, i, gpus, var(rdef["gpus_var"])))
+    return slots
+
+
+def _pools(b, slots):
+    """Per role of a multi-node topology: DP size, start rank and address of each engine's pool."""
+    pools = {}
+    if not b.topology["multi_node"]:
+        return pools
+    for role in b.topology["roles"]:
+        members = [x for x in slots if x[0] == role]
+        rank = 0
+        for _role, h, i, gpus, _gvar in members:
+            pools[(role, h["name"], i)] = {"size": sum(len(x[3]) for x in members), "start_rank": rank,
+                                           "address": members[0][1]["address"], "nodes": len(members),
+                                           "rpc_port": b.s["%s_dp_rpc_port" % role]}
+            rank += len(gpus)
+    return pools
+
+
+def _values(b, role, h, gpus, gvar, pool, ports):
+    """The placeholders of an engine's flag and environment lines: (value, setting that produced it)."""
+    s = b.s
+    port_var = var(b.topology["roles"][role]["port"])
+    tokens = P.HARDWARE[s["hardware"]]["mtp_tokens"]
+    spec = "mtp" if s["enable_mtp"] else "dspark"
+    values = {
+        "model": (s["model"], var("model")), "port": (ports["api"], port_var), "dp": (len(gpus), gvar),
+        "tp": (len(gpus), gvar), "max_model_len": (s["max_model_len"], var("max_model_len")),
+        "max_model_len_or_auto": ("auto" if s["max_model_len"] is None else s["max_model_len"],
+                                  var("max_model_len")),
+        "speculative_flag": (b.recipe["speculative_flag"], None),
+        "speculative_config": (compact_json(fill(P.SPECULATIVE_CONFIGS[spec], {"mtp_tokens": (tokens, None)})),
+                               var("enable_%s" % spec)),
+        "reasoning_config": (compact_json(P.REASONING_CONFIG), var("recipe")),
+        "moe_backend": (P.MOE_BACKEND_BLACKWELL_FP8, var("recipe")),
+        "mooncake_protocol": (s["mooncake_protocol"], var("mooncake_protocol")),
+        "mooncake_device_name": (s["mooncake_device_name"], var("mooncake_device_name")),
+        "kv_role": ((b.connector or {}).get("kv_roles", {}).get(role), None),
+        "address": (h["address"], var("address")), "socket_ifname": (s["socket_ifname"], var("socket_ifname")),
+        "lmcache_connector_extra": (None if ports.get("lmcache_zmq", P.LMCACHE_DEFAULT_PORTS["zmq"]) ==
+                                    P.LMCACHE_DEFAULT_PORTS["zmq"] else
+                                    {"lmcache.mp.host": "tcp://127.0.0.1", "lmcache.mp.port": ports["lmcache_zmq"]},
+                                    var("lmcache_port")),
+    }
+    values.update(("port:%s" % kind, (port, None)) for kind, port in ports.items())
+    if pool:
+        values.update(dp_size=(pool["size"], gvar), start_rank=(pool["start_rank"], gvar),
+                      dp_address=(pool["address"], var("address")), rpc_port=(pool["rpc_port"],
+                                                                                var("%s_dp_rpc_port" % role)))
+    if b.connector:
+        kv = dict(kv_connector=b.connector["kv_connector"], **b.connector["kv_transfer"])
+        seps = b.connector.get("json_separators", (",", ":"))
+        values["kv_transfer_config"] = (compact_json(fill(kv, values), seps), None)
+    return values
+
+
+def _env(b, rdef, h, gpus, values, problems):
+    env = [(k, v) for k, v in P.ENV[b.topology["env"]]]
+    env += _env_lines(P.ENV_BEFORE_USER, b.features, values)
+    for variable in rdef["env"]:
+        for key, value in b.s[variable].items():
+            if str(key) in P.MANAGED_ENV:
+                problems.append(Problem(var(variable), {key: value}, "%s is derived by the plan." % key,
+                                        "remove it from %s and set %s instead." % (var(variable),
+                                                                                  P.MANAGED_ENV[str(key)]), h["name"]))
+            else:
+                env.append((str(key), str(value)))
+    env += _env_lines((b.connector or {}).get("env", []), b.features, values)
+    env += _env_lines(P.ENV_AFTER_CONNECTOR, b.features, values)
+    if gpus is not None and sorted(gpus) != list(range(h["gpu_count"])):
+        env.append(("CUDA_VISIBLE_DEVICES", ",".join(str(g) for g in gpus)))
+    return dict(env)
+
+
+def _env_lines(env_lines, features, values):
+    out = []
+    for key, template, when in env_lines:
+        if when is None or when in features:
+            value = fill(template, values)
+            if value is not None:
+                out.append((key, str(value)))
+    return out
+
+
+def _engine_ports(b, role, rdef, h, i, gpus, pool):
+    ports = {"api": b.s[rdef["port"]] + (i if role == "single" else 0)}
+    variables = {"api": var(rdef["port"])}
+    for kind, setting in (b.connector or {}).get("ports", {}).items():
+        name = setting.format(role=role)
+        ports[kind], variables[kind] = b.s[name], var(name)
+    if pool:
+        ports["dp_rpc"], variables["dp_rpc"] = pool["rpc_port"], var("%s_dp_rpc_port" % role)
+    if b.topology["lmcache"]:
+        ports["lmcache_zmq"] = b.s["lmcache_port"] + 10 * i
+    ranges = {}
+    for kind in P.RANGED_PORTS:
+        if kind in ports:
+            first = ports[kind] + (pool["start_rank"] if pool else 0)
+            ranges[kind] = [first, first + len(gpus) - 1]
+    return ports, variables, ranges
+
+
+def _engine(b, slot, pools, router_host, problems):
+    role, h, i, gpus, gvar = slot
+    rdef = b.topology["roles"][role]
+    pool = pools.get((role, h["name"], i))
+    ports, port_vars, ranges = _engine_ports(b, role, rdef, h, i, gpus, pool)
+    values = _values(b, role, h, gpus, gvar, pool, ports)
+    features = set(b.features) | ({"port_not_default"} if ports["api"] != P.VLLM_DEFAULT_PORT else set()) | (
+        {"pool_nodes"} if pool and pool["nodes"] > 1 else set())
+    flags = Flags(lines(P.ENGINE_FLAGS[b.topology["flags"]][role], features, values))
+    overrides = [(var(o), b.s[o]) for o in rdef["overrides"]]
+    merge(flags, [(var(e), b.s[e]) for e in rdef["extra"]], overrides, h["name"], problems,
+          ENGINE_FIX.format(override=overrides[-1][0]))
+    ports.pop("lmcache_zmq", None)
+    suffix = "-%d" % i if role == "single" and b.s["replicas_per_host"] > 1 else ""
+    name = "%s-%s" % (b.s["name_prefix"], role if role != "single" else "engine" + suffix)
+    local = "http://localhost:%d" % ports["api"]
+    reach = local if router_host is None or router_host["name"] == h["name"] else "http://%s:%d" % (
+        h["address"], ports["api"])
+    svc = service(h["name"], name, "engine", role, b.s["image"], flags.argv(), _env(b, rdef, h, gpus, values,
+                                                                                   problems),
+                  gpus, ports, container(b, [ports["api"]] if b.topology["published"] else []), reach,
+                  local + "/health", rdef["order"])
+    svc.update(port_ranges=ranges, _flags=flags, _vars=dict(port_vars, gpus=gvar, overrides=overrides[-1][0],
+                                                           extra=var(rdef["extra"][-1])), _index=i)
+    return svc
+
+
+def container(b, published, privileged=None, volumes=True):
+    s = b.s
+    vols = ["%s:/root/.cache/huggingface" % s["hf_cache_dir"]] if volumes else []
+    if volumes and b.topology["shared"] and s["shared_dir"]:
+        vols.append("%s:%s" % (s["shared_dir"], s["shared_dir"]))
+    imex = volumes and {"imex", "multi_node"} <= b.features
+    return {"privileged": b.topology["privileged"] if privileged is None else privileged, "ipc_mode": "host",
+            "network_mode": "host", "published_ports": ["%d:%d" % (p, p) for p in published], "volumes": vols,
+            "device_requests": [copy.deepcopy(P.GPU_REQUEST)],
+            "devices": ["%s:%s" % (P.IMEX_DEVICE, P.IMEX_DEVICE)] if imex else [], "ulimits": []}
+
+
+def service(host, name, kind, role, image, argv, env, gpus, ports, container_spec, url, health_url, order,
+            entrypoint=None):
+    return {"host": host, "name": name, "kind": kind, "role": role, "image": image, "entrypoint": entrypoint,
+            "argv": argv, "env": env, "gpus": list(gpus or []), "ports": ports, "container": container_spec,
+            "url": url, "health_url": health_url, "start_order": order, "after": [], "restart_with": [],
+            "port_ranges": {}}
+
+
+def ref(svc):
+    return "%s/%s" % (svc["host"], svc["name"])
+
+
+# ------------------------------------------------------------------------------------------------ router, LMCache
+def _router(b, router_host, problems):
+    s = b.s
+    engines = b.engines
+    flags = Flags([("--policy", s["router_policy"], var("router_policy")), ("--vllm-pd-disaggregation", None, None)])
+    for svc in engines:
+        bport = svc["ports"].get("mooncake_bootstrap")
+        custom = b.topology["roles"][svc["role"]].get("router_bootstrap") and bport is not None and (
+            bport != P.MOONCAKE_DEFAULT_BOOTSTRAP_PORT)
+        flags.add("--%s" % svc["role"], [svc["url"], bport] if custom else svc["url"], svc["_vars"]["api"])
+    flags.add("--host", s["router_host"], var("router_host")).add("--port", s["router_port"], var("router_port"))
+    dps = sorted({parallel_sizes(x["_flags"])[2] for x in engines})
+    flags.add("--intra-node-data-parallel-size", dps[0] if dps else 1, None)
+    connector = b.connector["router"]
+    if connector and connector != P.ROUTER_DEFAULT_CONNECTOR:
+        flags.add("--kv-connector", connector, var("topology"))
+    if s["router_metrics_port"] != P.ROUTER_DEFAULT_METRICS_PORT:
+        flags.add("--prometheus-port", s["router_metrics_port"], var("router_metrics_port"))
+    merge(flags, [(var("router_extra_args"), s["router_extra_args"])], None, router_host["name"], problems,
+          "remove it; the router flags follow plan_router_* settings and the engines.",
+          repeatable=("prefill", "decode"), what="router flag")
+    argv = ["vllm-router"] + flags.argv()
+    local = s["router_host"] if s["router_host"] not in ("0.0.0.0", "::") else "127.0.0.1"
+    svc = service(router_host["name"], "%s-router" % s["name_prefix"], "router", "router", None, argv, {}, [],
+                  {"router": s["router_port"], "router_metrics": s["router_metrics_port"]}, None,
+                  "http://%s:%d" % (local, s["router_port"]), "http://%s:%d/readiness" % (local, s["router_port"]),
+                  P.ORDER["router"])
+    # vllm-router reads its workers only at startup: the prefills' Mooncake engine ids (GET /query on the
+    # bootstrap port) and every worker's data-parallel ranks (/metrics). A recreated engine has new engine
+    # ids, so the router restarts with every engine it lists (else decode fails "remote engine_id not found").
+    svc["after"] = [ref(x) for x in engines]
+    svc["restart_with"] = list(svc["after"])
+    svc.update(_flags=flags, _vars={"router": var("router_port"), "router_metrics": var("router_metrics_port")})
+    return svc
+
+
+def _lmcache(b, engine, problems):
+    s = b.s
+    i = engine["_index"]
+    zmq, http = s["lmcache_port"] + i * 10, s["lmcache_http_port"] + i
+    flags = Flags([("--l1-size-gb", s["lmcache_l1_size_gb"], var("lmcache_l1_size_gb")),
+                   ("--eviction-policy", s["lmcache_eviction_policy"], var("lmcache_eviction_policy"))])
+    if zmq != P.LMCACHE_DEFAULT_PORTS["zmq"]:
+        flags.add("--port", zmq, var("lmcache_port"))
+    if http != P.LMCACHE_DEFAULT_PORTS["http"]:
+        flags.add("--http-port", http, var("lmcache_http_port"))
+    merge(flags, [(var("lmcache_extra_args"), s["lmcache_extra_args"])], None, engine["host"], problems,
+          "remove it; set plan_lmcache_l1_size_gb, plan_lmcache_eviction_policy, plan_lmcache_port or "
+          "plan_lmcache_http_port instead.", what="LMCache flag")
+    suffix = engine["name"][len("%s-engine" % s["name_prefix"]):]
+    svc = service(engine["host"], "%s-lmcache%s" % (s["name_prefix"], suffix), "lmcache", "lmcache",
+                  s["lmcache_image"], ["lmcache", "server"] + flags.argv(), {}, [],
+                  {"lmcache_zmq": zmq, "lmcache_http": http}, container(b, [], privileged=False, volumes=False),
+                  "http://localhost:%d" % http, "http://localhost:%d/healthcheck" % http, P.ORDER["lmcache"],
+                  entrypoint=["lmcache"])
+    svc.update(_flags=flags, _vars={"lmcache_zmq": var("lmcache_port"), "lmcache_http": var("lmcache_http_port")})
+    engine["after"] = [ref(svc)]
+    return svc
+
+
+# ------------------------------------------------------------------------------------------------ the plan
+def build_plan(user_settings, hosts):
+    """The plan of docs/plan-format.md; raises PlanError with every problem found."""
+    s, problems = settings.merge(user_settings)
+    if any(s[n] not in settings.choices(n) for n in ("topology", "hardware", "recipe")):
+        raise PlanError(problems)
+    b = Build(s)
+    b.hosts = {str(h.get("name")): _host(h, b, problems) for h in hosts or []}
+    _require_groups(b, problems)
+    router_host = _members(b, "router")[0] if b.topology["router"] else None
+    slots = _engine_slots(b, problems)
+    pools = _pools(b, slots)
+    for slot in slots:
+        engine = _engine(b, slot, pools, router_host, problems)
+        b.services.append(engine)
+        if b.topology["lmcache"]:
+            b.services.append(_lmcache(b, engine, problems))
+    for svc in b.engines:
+        after = [ref(x) for x in b.engines if x["role"] in b.topology["roles"][svc["role"]]["after"]]
+        svc["after"] = svc["after"] + after
+        svc["restart_with"] = list(after)
+    if router_host is not None:
+        b.services.append(_router(b, router_host, problems))
+    for rule in rules.RULES:
+        problems.extend(rule(b))
+    if problems:
+        raise PlanError(problems, b.warnings)
+    return render.plan(b)
+
+
+def topology_groups(user_settings):
+    """(role, inventory group) of every group the chosen topology reads; every group for an unknown topology."""
+    user = user_settings or {}
+    tdef = P.TOPOLOGIES.get(user.get("topology") or P.SETTINGS["topology"]["default"])
+    if tdef is None:
+        roles = ["prefill", "decode", "router", "serving"]
+    else:
+        roles = ["serving" if r == "single" else r for r in tdef["roles"]] + (["router"] if tdef["router"] else [])
+    return [(role, user.get("%s_group" % role) or P.SETTINGS["%s_group" % role]["default"]) for role in roles]

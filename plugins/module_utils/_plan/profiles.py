@@ -1,0 +1,415 @@
+# -*- coding: utf-8 -*-
+# Copyright: inference.deepseek_v4 contributors
+# Apache License 2.0 (see LICENSE)
+"""Data the serving plan is built from, and nothing else: settings, hardware, checkpoints, recipes, topologies.
+
+Adding a topology, a recipe or a hardware profile is adding a row here. The builder reads these tables; no code
+outside this module compares a topology, hardware or recipe name.
+
+Flag lines are tuples ``(flag, value, when)``: ``value`` None is a bare flag; ``{name}`` placeholders are filled
+from the engine's context (build.py says where each comes from and which setting produced it); ``when`` names a
+feature the line needs (a feature is on when the recipe, the hardware, the settings or the engine turns it on; a
+leading ``!`` negates). A line ``("@name",)`` includes the fragment FRAGMENTS[name].
+"""
+
+from __future__ import annotations
+
+# ---------------------------------------------------------------------------------------------------- settings
+# Every setting of the plan: the role inference.deepseek_v4.plan exposes each as plan_<name>. Its defaults,
+# meta/argument_specs.yml and the sample inventory are generated from this table (scripts/gen-settings.py); a unit
+# test fails when they drift. ``default`` None: the recipe, topology or hardware profile decides.
+
+
+def _s(default, kind, description, **extra):
+    row = {"default": default, "type": kind, "description": description}
+    row.update(extra)
+    return row
+
+
+SETTINGS = {
+    "topology": _s("h200_pd", "str", "Topology: a row of the topology table (see the plan role's README).",
+                   choices="TOPOLOGIES"),
+    "hardware": _s(None, "str", "Hardware profile: h200, b200, b300 or gb200. Null takes the topology's.",
+                   choices="HARDWARE"),
+    "recipe": _s("seed", "str", "Recipe profile by date: 2026-04 (the source documents; alias seed) or 2026-08 "
+                 "(the current recipe; alias v0.25.0).", choices="RECIPES"),
+    "model": _s(None, "str", "Hugging Face checkpoint served. Null takes the recipe's."),
+    "image": _s(None, "str", "vLLM container image, tag or digest. Null takes the recipe's."),
+    "vllm_version": _s(None, "str", "vLLM version the image carries (reports only). Null takes the recipe's."),
+    "router_version": _s(None, "str", "vllm-router version installed on the router host. Null takes the recipe's."),
+    "allow_untagged_image": _s(False, "bool", "Allow untagged, latest, main or nightly images (refused by default: "
+                               "the vLLM development branch breaks this model)."),
+    "name_prefix": _s("deepseek-v4", "str", "Prefix of container and unit names."),
+    "max_model_len": _s(None, "raw", "--max-model-len for every engine. Null keeps the recipe's (auto on the H200 "
+                        "prefill/decode topologies, the model default elsewhere). Think Max needs >= 393216."),
+    "reasoning_modes": _s(["non_think", "think_high", "think_max"], "list", "Reasoning modes the endpoint must "
+                          "serve and the smoke test exercises: non_think, think_high, think_max.", elements="str"),
+    "enable_tool_calling": _s(None, "bool", "Add --tool-call-parser deepseek_v4 --enable-auto-tool-choice. Null "
+                              "takes the recipe's."),
+    "enable_mtp": _s(False, "bool", "Speculative decoding with the checkpoint's MTP head (1 token on Hopper, 2 on "
+                     "Blackwell); refused on checkpoints without one."),
+    "enable_dspark": _s(False, "bool", "Speculative decoding with the DSpark draft (checkpoints that ship one, "
+                        "e.g. DeepSeek-V4-Flash-0731)."),
+    "hf_cache_dir": _s("~/.cache/huggingface", "str", "Host directory of the Hugging Face cache mounted at "
+                       "/root/.cache/huggingface (a leading ~/ is the home of the user that runs the containers)."),
+    "shared_dir": _s("/mnt/shared", "str", "Shared filesystem mounted at the same path in the prefill/decode "
+                     "containers of the topologies that mount one; empty to mount none."),
+    "hf_offline": _s(False, "bool", "Run the engines with HF_HUB_OFFLINE=1 (set once the weights are provisioned)."),
+    "weights_revision": _s(None, "str", "Checkpoint revision (commit or tag) to provision; null for the default "
+                           "branch."),
+    "engine_port": _s(8000, "int", "API port of the engine of the non-disaggregated topologies (replica N uses "
+                      "port + N)."),
+    "prefill_port": _s(None, "int", "API port of the prefill engines. Null takes the topology's."),
+    "decode_port": _s(None, "int", "API port of the decode engines. Null takes the topology's."),
+    "prefill_bootstrap_port": _s(8998, "int", "Mooncake bootstrap port of the prefill engines "
+                                 "(VLLM_MOONCAKE_BOOTSTRAP_PORT)."),
+    "decode_bootstrap_port": _s(9889, "int", "Mooncake bootstrap port of the decode engines."),
+    "prefill_side_channel_port": _s(5557, "int", "NIXL side-channel base port of the prefill engines; vLLM "
+                                    "listens on base + data_parallel_index for each DP rank."),
+    "decode_side_channel_port": _s(None, "int", "NIXL side-channel base port of the decode engines. Null takes "
+                                   "the topology's."),
+    "prefill_dp_rpc_port": _s(29550, "int", "--data-parallel-rpc-port of the prefill pool (multi-node)."),
+    "decode_dp_rpc_port": _s(29650, "int", "--data-parallel-rpc-port of the decode pool (multi-node)."),
+    "replicas_per_host": _s(1, "int", "Engines per host in the non-disaggregated topologies."),
+    "socket_ifname": _s(None, "str", "Interface for GLOO_SOCKET_IFNAME and NCCL_SOCKET_IFNAME on multi-node "
+                        "engines; null to leave unset."),
+    "mooncake_protocol": _s("rdma", "str", "Mooncake transport: rdma (default) or tcp (slower, not validated for "
+                            "this model; warns).", choices=["rdma", "tcp"]),
+    "mooncake_device_name": _s(None, "str", "Mooncake RDMA devices, e.g. mlx5_0,mlx5_1; null lets Mooncake "
+                               "choose."),
+    "router_host": _s("127.0.0.1", "str", "Address vllm-router binds."),
+    "router_port": _s(30000, "int", "Port vllm-router serves the OpenAI API on."),
+    "router_metrics_port": _s(29000, "int", "vllm-router Prometheus port."),
+    "router_policy": _s("round_robin", "str", "vllm-router load-balancing policy.", choices="ROUTER_POLICIES"),
+    "router_extra_args": _s([], "list", "Extra vllm-router flags; flags the plan manages are refused.",
+                            elements="str"),
+    "lmcache_image": _s(None, "str", "Image of the LMCache MP server. Null uses the engine image."),
+    "lmcache_l1_size_gb": _s(100, "int", "LMCache L1 (CPU memory) size in GB."),
+    "lmcache_eviction_policy": _s("LRU", "str", "LMCache eviction policy."),
+    "lmcache_port": _s(5555, "int", "LMCache MP server ZMQ port (replica N uses port + 10N)."),
+    "lmcache_http_port": _s(8080, "int", "LMCache MP server HTTP port (health check; replica N uses port + N)."),
+    "lmcache_extra_args": _s([], "list", "Extra lmcache server flags; managed flags are refused.", elements="str"),
+    "extra_engine_args": _s([], "list", "Extra vllm serve flags for every engine, e.g. ['--max-num-seqs', '16'] "
+                            "where not managed; to change a managed flag use the *_flag_overrides settings.",
+                            elements="str"),
+    "extra_prefill_args": _s([], "list", "Extra vllm serve flags for prefill engines only.", elements="str"),
+    "extra_decode_args": _s([], "list", "Extra vllm serve flags for decode engines only.", elements="str"),
+    "engine_flag_overrides": _s({}, "dict", "Change managed flags of every engine: {'--max-num-seqs': 16}; true "
+                                "makes a bare flag, false removes it."),
+    "prefill_flag_overrides": _s({}, "dict", "Change managed flags of prefill engines."),
+    "decode_flag_overrides": _s({}, "dict", "Change managed flags of decode engines."),
+    "extra_env": _s({}, "dict", "Extra environment for every engine; derived variables (CUDA_VISIBLE_DEVICES, "
+                    "bootstrap and side-channel ports) are refused."),
+    "extra_prefill_env": _s({}, "dict", "Extra environment for prefill engines."),
+    "extra_decode_env": _s({}, "dict", "Extra environment for decode engines."),
+    "prefill_group": _s("prefill", "str", "Inventory group of the prefill hosts."),
+    "decode_group": _s("decode", "str", "Inventory group of the decode hosts."),
+    "router_group": _s("router", "str", "Inventory group of the router host (exactly one)."),
+    "serving_group": _s("serving", "str", "Inventory group of the hosts of the non-disaggregated topologies."),
+}
+
+# Per-host settings, read from each host's variables (plan_<name> in host_vars or an inventory line).
+HOST_SETTINGS = {
+    "address": "Address the other hosts reach this one on (default: ansible_host, else the inventory name).",
+    "gpu_count": "GPUs of the host (default: the hardware profile's).",
+    "prefill_gpus": "GPU indices of this host's prefill engine.",
+    "decode_gpus": "GPU indices of this host's decode engine.",
+    "engine_gpus": "GPU indices of this host's engine (a list of lists with plan_replicas_per_host > 1).",
+}
+
+VAR_PREFIX = "plan_"
+
+# ---------------------------------------------------------------------------------------------------- hardware
+# ``features``: flag-line features the hardware turns on. ``memory_registration``: how RDMA registers GPU memory
+# (peermem needs the nvidia_peermem kernel module; dmabuf does not, and Mooncake must be told WITH_NVIDIA_PEERMEM=0).
+HARDWARE = {
+    "h200": {"family": "hopper", "arch": "x86_64", "gpus_per_node": 8, "gpu_names": ["NVIDIA H200"],
+             "min_gpu_memory_mib": 140000, "compute_capability": "9.0", "nvswitch": True, "imex": False,
+             "min_driver": "580", "mtp_tokens": 1, "memory_registration": "peermem", "features": []},
+    "b200": {"family": "blackwell", "arch": "x86_64", "gpus_per_node": 8, "gpu_names": ["NVIDIA B200"],
+             "min_gpu_memory_mib": 178000, "compute_capability": "10.0", "nvswitch": True, "imex": False,
+             "min_driver": "580", "mtp_tokens": 2, "memory_registration": "peermem", "features": ["blackwell"]},
+    "b300": {"family": "blackwell", "arch": "x86_64", "gpus_per_node": 8,
+             "gpu_names": ["NVIDIA B300", "NVIDIA B300 SXM6 AC"], "min_gpu_memory_mib": 260000,
+             "compute_capability": "10.3", "nvswitch": True, "imex": False, "min_driver": "580", "mtp_tokens": 2,
+             "memory_registration": "peermem", "features": ["blackwell"]},
+    "gb200": {"family": "blackwell", "arch": "aarch64", "gpus_per_node": 4, "gpu_names": ["NVIDIA GB200"],
+              "min_gpu_memory_mib": 180000, "compute_capability": "10.0", "nvswitch": False, "imex": True,
+              "min_driver": "580", "mtp_tokens": 2, "memory_registration": "dmabuf",
+              "features": ["blackwell", "imex"]},
+}
+# Hardware keys the plan publishes for gpu_preflight (the rest shape flags).
+HARDWARE_PUBLISHED = ("family", "arch", "gpus_per_node", "gpu_names", "min_gpu_memory_mib", "compute_capability",
+                      "nvswitch", "imex", "min_driver")
+
+# Flags only some hardware can run, in their normalised spelling (flags.flag_key): feature needed and why.
+HARDWARE_ONLY_FLAGS = {
+    "attention-config.use-fp4-indexer-cache": ("blackwell", "the FP4 indexer cache needs Blackwell (SM100+) "
+                                               "tensor cores"),
+}
+
+# ---------------------------------------------------------------------------------------------------- checkpoints
+# What each checkpoint can serve. ``speculative``: the speculative-decoding methods it ships heads/drafts for.
+CHECKPOINTS = {
+    "deepseek-ai/DeepSeek-V4-Flash": {"size_bytes": 160 * 10**9, "min_gpu_memory_gb": 170,
+                                      "speculative": ["mtp"], "quantization": "fp8"},
+    "deepseek-ai/DeepSeek-V4-Flash-0731": {"size_bytes": 167 * 10**9, "min_gpu_memory_gb": 200,
+                                           "speculative": ["dspark"], "quantization": "fp8"},
+    "deepseek-ai/DeepSeek-V4-Flash-DSpark": {"size_bytes": 167 * 10**9, "min_gpu_memory_gb": 200,
+                                             "speculative": ["dspark"], "quantization": "fp8"},
+    "nvidia/DeepSeek-V4-Flash-NVFP4": {"size_bytes": 100 * 10**9, "min_gpu_memory_gb": 110,
+                                       "speculative": ["mtp"], "quantization": "nvfp4", "needs": "blackwell"},
+}
+# A checkpoint outside the table (a fine-tune, a mirror): sizes as the preview's, no speculative-decoding rule.
+UNKNOWN_CHECKPOINT = {"size_bytes": 160 * 10**9, "min_gpu_memory_gb": 0, "speculative": None, "quantization": None}
+
+# ---------------------------------------------------------------------------------------------------- recipes
+# A recipe profile: what the recipe page pinned at a date. ``features`` turn flag lines on; ``speculative_flag``
+# is the recipe's spelling; ``blackwell_fp8_moe_backend`` adds --moe-backend on Blackwell with FP8 checkpoints.
+RECIPES = {
+    "2026-04": {
+        "source": "the source documents (vLLM recipe page and LMCache page, April 2026)",
+        "image": "vllm/vllm-openai:deepseekv4-cu130", "vllm_version": "0.20.1", "router_version": "0.1.17",
+        "model": "deepseek-ai/DeepSeek-V4-Flash", "enable_tool_calling": False,
+        "speculative_flag": "--speculative_config", "features": ["eager_prefill"],
+    },
+    "2026-08": {
+        "source": "vllm-project/recipes DeepSeek-V4-Flash, 2026-08-17 (recipes#828: PD prefill without "
+                  "--enforce-eager)",
+        "image": "vllm/vllm-openai:v0.25.0", "vllm_version": "0.25.0", "router_version": "0.1.17",
+        "model": "deepseek-ai/DeepSeek-V4-Flash-0731", "enable_tool_calling": True,
+        "speculative_flag": "--speculative-config", "features": ["reasoning_config", "blackwell_fp8_moe_backend"],
+    },
+}
+RECIPE_ALIASES = {"seed": "2026-04", "v0.25.0": "2026-08"}
+MOE_BACKEND_BLACKWELL_FP8 = "deep_gemm_mega_moe"
+SPECULATIVE_CONFIGS = {
+    "mtp": {"method": "mtp", "num_speculative_tokens": "{mtp_tokens}"},
+    "dspark": {"method": "dspark", "num_speculative_tokens": 7, "draft_sample_method": "probabilistic"},
+}
+REASONING_CONFIG = {"reasoning_parser": "deepseek_v4", "reasoning_start_str": "", "reasoning_end_str": ""}
+
+# ---------------------------------------------------------------------------------------------------- engine flags
+FRAGMENTS = {
+    "common": [("{model}", None, None), ("--trust-remote-code", None, None), ("--kv-cache-dtype", "fp8", None),
+               ("--block-size", "256", None)],
+    "reasoning": [("--tokenizer-mode", "deepseek_v4", None), ("--reasoning-parser", "deepseek_v4", None),
+                  ("--reasoning-config", "{reasoning_config}", "reasoning_config")],
+    "features": [("--attention_config.use_fp4_indexer_cache=True", None, "blackwell"),
+                 ("--moe-backend", "{moe_backend}", "moe_backend"),
+                 ("--tool-call-parser", "deepseek_v4", "tool_calling"), ("--enable-auto-tool-choice", None,
+                                                                        "tool_calling"),
+                 ("{speculative_flag}", "{speculative_config}", "speculative")],
+    # What the non-disaggregated recipes leave out unless set.
+    "tail": [("--max-model-len", "{max_model_len}", "max_model_len"), ("--port", "{port}", "port_not_default"),
+             ("@features",)],
+    "pd_h200_head": [("@common",), ("--port", "{port}", None), ("--data-parallel-size", "{dp}", None),
+                     ("--enable-expert-parallel", None, None), ("@reasoning",),
+                     ("--max-model-len", "{max_model_len_or_auto}", None)],
+    "pd_h200_tail": [("--no-disable-hybrid-kv-cache-manager", None, None),
+                     ("--disable-uvicorn-access-log", None, None), ("@features",),
+                     ("--kv-transfer-config", "{kv_transfer_config}", None)],
+    "pd_cluster_head": [("@common",), ("@reasoning",), ("@features",),
+                        ("--max-model-len", "{max_model_len}", "max_model_len"), ("--port", "{port}", None),
+                        ("--kv-transfer-config", "{kv_transfer_config}", None),
+                        ("--data-parallel-size", "{dp_size}", None), ("--data-parallel-size-local", "{dp}", None),
+                        ("--data-parallel-start-rank", "{start_rank}", None),
+                        ("--data-parallel-address", "{dp_address}", None),
+                        ("--data-parallel-rpc-port", "{rpc_port}", None),
+                        ("--data-parallel-hybrid-lb", None, "pool_nodes"), ("--enable-expert-parallel", None, None)],
+    "pd_cluster_tail": [("--no-disable-hybrid-kv-cache-manager", None, None), ("--enable-sleep-mode", None, None)],
+}
+
+ENGINE_FLAGS = {
+    "pd_h200": {
+        "prefill": [("@pd_h200_head",), ("--max-num-batched-tokens", "16384", None), ("--max-num-seqs", "8", None),
+                    ("--enforce-eager", None, "eager_prefill"), ("@pd_h200_tail",)],
+        "decode": [("@pd_h200_head",), ("--max-num-seqs", "512", None), ("--max-num-batched-tokens", "512", None),
+                   ("--compilation-config", '{"mode":0,"cudagraph_mode":"FULL_DECODE_ONLY",'
+                    '"max_cudagraph_capture_size":512,"compile_ranges_endpoints":[512]}', None),
+                   ("@pd_h200_tail",)],
+    },
+    "pd_cluster": {
+        "prefill": [("@pd_cluster_head",), ("--enforce-eager", None, "eager_prefill"),
+                    ("--max-num-seqs", "8", None), ("--max-num-batched-tokens", "65536", None),
+                    ("@pd_cluster_tail",)],
+        "decode": [("@pd_cluster_head",), ("--max-num-seqs", "1536", None),
+                   ("--max-num-batched-tokens", "1536", None), ("--max-cudagraph-capture-size", "1536", None),
+                   ("--compilation-config", '{"cudagraph_mode":"FULL_DECODE_ONLY"}', None), ("@pd_cluster_tail",)],
+    },
+    "single_dep": {"single": [("@common",), ("@reasoning",), ("--enable-expert-parallel", None, None),
+                              ("--data-parallel-size", "{dp}", None),
+                              ("--compilation-config", '{"cudagraph_mode":"FULL_AND_PIECEWISE", '
+                               '"custom_ops":["all"]}', None), ("@tail",)]},
+    "single_tp": {"single": [("@common",), ("@reasoning",), ("--tensor-parallel-size", "{tp}", None),
+                             ("--no-enable-flashinfer-autotune", None, None), ("@tail",)]},
+    "single_tep": {"single": [("@common",), ("@reasoning",), ("--tensor-parallel-size", "{tp}", None),
+                              ("--enable-expert-parallel", None, None), ("@tail",)]},
+    "lmcache_tp": {"single": [("{model}", None, None), ("--tensor-parallel-size", "{tp}", None),
+                              ("--enable-expert-parallel", None, None), ("--kv-cache-dtype", "fp8_ds_mla", None),
+                              ("--trust-remote-code", None, None), ("--tokenizer-mode", "deepseek_v4", None),
+                              ("--kv-transfer-config", "{kv_transfer_config}", None), ("@tail",)]},
+}
+VLLM_DEFAULT_PORT = 8000
+
+# ---------------------------------------------------------------------------------------------------- KV transfer
+# Per connector: what vLLM's --kv-transfer-config carries per engine role (``{name}`` placeholders as in flag
+# lines; a key whose value is None after filling is left out), the router's --kv-connector name, the transfer ports
+# and the environment that carries them, whether the transfer needs RDMA (True, or the feature that decides) and
+# registers GPU memory through nvidia_peermem (unless the hardware uses DMA-BUF).
+CONNECTORS = {
+    "mooncake": {
+        "kv_connector": "MooncakeConnector", "router": "mooncake", "moves_kv": True,
+        "kv_transfer": {"kv_role": "kv_both", "kv_load_failure_policy": "fail", "kv_buffer_device": "cuda",
+                        "kv_connector_extra_config": {"enforce_handshake_compat": False,
+                                                      "mooncake_protocol": "{mooncake_protocol}",
+                                                      "device_name": "{mooncake_device_name}"}},
+        "ports": {"mooncake_bootstrap": "{role}_bootstrap_port"},
+        "env": [("VLLM_MOONCAKE_BOOTSTRAP_PORT", "{port:mooncake_bootstrap}", None),
+                ("WITH_NVIDIA_PEERMEM", "0", "dmabuf")],
+        "protocol": "{mooncake_protocol}", "rdma": "rdma_protocol", "peermem": True,
+    },
+    "nixl_both": {
+        "kv_connector": "NixlConnector", "router": "nixl", "moves_kv": True,
+        "kv_transfer": {"kv_role": "kv_both"},
+        "ports": {"nixl_side_channel": "{role}_side_channel_port"},
+        "env": [("VLLM_NIXL_SIDE_CHANNEL_PORT", "{port:nixl_side_channel}", None),
+                ("VLLM_NIXL_SIDE_CHANNEL_HOST", "{address}", "multi_node")],
+        "protocol": "ucx", "rdma": True, "peermem": False,
+    },
+    "nixl_split": {
+        "kv_connector": "NixlConnector", "router": "nixl", "moves_kv": True,
+        "kv_transfer": {"kv_role": "{kv_role}", "kv_load_failure_policy": "fail"},
+        "kv_roles": {"prefill": "kv_producer", "decode": "kv_consumer"},
+        "ports": {"nixl_side_channel": "{role}_side_channel_port"},
+        "env": [("VLLM_NIXL_SIDE_CHANNEL_PORT", "{port:nixl_side_channel}", None),
+                ("VLLM_NIXL_SIDE_CHANNEL_HOST", "{address}", "multi_node")],
+        "protocol": "ucx", "rdma": True, "peermem": False,
+    },
+    "lmcache_mp": {
+        "kv_connector": "LMCacheMPConnector", "router": None, "moves_kv": False, "json_separators": (", ", ":"),
+        "kv_transfer": {"kv_role": "kv_both", "kv_connector_extra_config": "{lmcache_connector_extra}"},
+        "ports": {}, "env": [], "protocol": None, "rdma": False, "peermem": False,
+    },
+}
+# Port kinds that carry KV between engines (the rdma role checks them free), ranges per DP rank.
+TRANSFER_PORTS = ("mooncake_bootstrap", "nixl_side_channel")
+RANGED_PORTS = ("nixl_side_channel",)
+ROUTER_DEFAULT_CONNECTOR = "nixl"
+MOONCAKE_DEFAULT_BOOTSTRAP_PORT = 8998
+ROUTER_DEFAULT_METRICS_PORT = 29000
+LMCACHE_DEFAULT_PORTS = {"zmq": 5555, "http": 8080}
+
+# ---------------------------------------------------------------------------------------------------- environment
+ENV = {
+    "seed_pd": [("TILELANG_CLEANUP_TEMP_FILES", "1"), ("VLLM_DISABLE_COMPILE_CACHE", "1"),
+                ("VLLM_ENGINE_READY_TIMEOUT_S", "3600"), ("VLLM_RPC_TIMEOUT", "600000"),
+                ("VLLM_LOG_STATS_INTERVAL", "1")],
+    "gb200_cluster": [("VLLM_ENGINE_READY_TIMEOUT_S", "3600"), ("VLLM_USE_NCCL_SYMM_MEM", "1"),
+                      ("NCCL_CUMEM_ENABLE", "1"), ("NCCL_MNNVL_ENABLE", "1"), ("NCCL_NVLS_ENABLE", "1"),
+                      ("UCX_NET_DEVICES", "all")],
+    "ready_timeout": [("VLLM_ENGINE_READY_TIMEOUT_S", "3600")],
+    "none": [],
+}
+# Environment of an engine, in order: the topology's (ENV), these lines, the user's plan_extra_*env, the
+# connector's, the multi-node lines, CUDA_VISIBLE_DEVICES last. A line whose value fills to None is left out.
+ENV_BEFORE_USER = [("HF_HUB_OFFLINE", "1", "hf_offline")]
+ENV_AFTER_CONNECTOR = [("GLOO_SOCKET_IFNAME", "{socket_ifname}", "multi_node"),
+                       ("NCCL_SOCKET_IFNAME", "{socket_ifname}", "multi_node")]
+# Derived environment a user may not set through plan_extra_*env, and the settings that set it instead.
+MANAGED_ENV = {
+    "CUDA_VISIBLE_DEVICES": "the host's plan_prefill_gpus / plan_decode_gpus / plan_engine_gpus",
+    "VLLM_MOONCAKE_BOOTSTRAP_PORT": "plan_prefill_bootstrap_port / plan_decode_bootstrap_port",
+    "VLLM_NIXL_SIDE_CHANNEL_PORT": "plan_prefill_side_channel_port / plan_decode_side_channel_port",
+    "VLLM_NIXL_SIDE_CHANNEL_HOST": "the host's plan_address",
+}
+IMEX_DEVICE = "/dev/nvidia-caps-imex-channels"
+GPU_REQUEST = {"driver": "nvidia", "count": -1, "capabilities": [["gpu"]]}
+
+# ---------------------------------------------------------------------------------------------------- topologies
+# A topology: ``roles`` its engine roles (start ``order``, the roles it starts ``after``, the settings of its API
+# port, GPU sets, extra flags, overrides and extra environment); ``gpus`` the default GPUs per engine (a number, or
+# "node": the hardware's GPUs / replicas), ``split_shared`` shares a host's GPUs equally between the roles one host
+# runs; ``flags``, ``env``, ``connector`` keys of ENGINE_FLAGS, ENV and CONNECTORS; ``router`` whether vllm-router
+# fronts the engines; ``published`` whether the recipe publishes the API port; ``shared`` whether the shared
+# filesystem is mounted; ``multi_node`` whether a role's engines form one data-parallel pool across hosts.
+_PD_ROLES = {"prefill": {"order": 20, "after": [], "router_bootstrap": True, "port": "prefill_port", "gpus_var": "prefill_gpus",
+                         "extra": ["extra_engine_args", "extra_prefill_args"],
+                         "overrides": ["engine_flag_overrides", "prefill_flag_overrides"],
+                         "env": ["extra_env", "extra_prefill_env"]},
+             "decode": {"order": 30, "after": ["prefill"], "port": "decode_port", "gpus_var": "decode_gpus",
+                        "extra": ["extra_engine_args", "extra_decode_args"],
+                        "overrides": ["engine_flag_overrides", "decode_flag_overrides"],
+                        "env": ["extra_env", "extra_decode_env"]}}
+_SINGLE_ROLE = {"single": {"order": 20, "after": [], "port": "engine_port", "gpus_var": "engine_gpus",
+                           "extra": ["extra_engine_args"], "overrides": ["engine_flag_overrides"],
+                           "env": ["extra_env"]}}
+
+
+def _topology(description, hardware, flags, env, connector=None, router=False, roles=None, gpus=4,
+              split_shared=False, published=False, privileged=True, shared=False, multi_node=False, lmcache=False,
+              defaults=None):
+    return {"description": description, "hardware": hardware, "flags": flags, "env": env, "connector": connector,
+            "router": router, "roles": roles or _SINGLE_ROLE, "gpus": gpus, "split_shared": split_shared,
+            "published": published, "privileged": privileged, "shared": shared, "multi_node": multi_node,
+            "lmcache": lmcache, "defaults": defaults or {}}
+
+
+TOPOLOGIES = {
+    "single_node": _topology("one DP4 + expert-parallel engine per host (no disaggregation)", "h200",
+                             "single_dep", "ready_timeout", published=True),
+    "single_node_tp": _topology("one tensor-parallel engine over every GPU of the host", "h200", "single_tp",
+                                "ready_timeout", gpus="node", published=True),
+    "single_node_tep": _topology("one tensor-parallel + expert-parallel engine over every GPU of the host",
+                                 "h200", "single_tep", "ready_timeout", gpus="node", published=True),
+    "h200_pd": _topology("prefill and decode engines on one 8-GPU host, KV over Mooncake, vllm-router in front",
+                         "h200", "pd_h200", "seed_pd", connector="mooncake", router=True, roles=_PD_ROLES,
+                         split_shared=True, published=True, shared=True,
+                         defaults={"prefill_port": 8000, "decode_port": 8001}),
+    "h200_pd_nixl": _topology("the H200 single-host prefill/decode split with the NIXL connector", "h200",
+                              "pd_h200", "seed_pd", connector="nixl_both", router=True, roles=_PD_ROLES,
+                              split_shared=True, published=True, shared=True,
+                              # One side channel per DP rank: prefill takes 5557-5560 on a DP4 engine, so the
+                              # decode engine on the same host starts above that range.
+                              defaults={"prefill_port": 8000, "decode_port": 8001,
+                                        "decode_side_channel_port": 5567}),
+    "gb200_pd_cluster": _topology("prefill and decode pools of GB200 trays, data parallel across nodes, KV over "
+                                  "NIXL", "gb200", "pd_cluster", "gb200_cluster", connector="nixl_split",
+                                  router=True, roles=_PD_ROLES, gpus="node", multi_node=True,
+                                  defaults={"prefill_port": 8001, "decode_port": 8002,
+                                            "decode_side_channel_port": 5558}),
+    "lmcache_tp8": _topology("LMCache MP server beside a tensor-parallel + expert-parallel engine on each host",
+                             "h200", "lmcache_tp", "none", connector="lmcache_mp", gpus="node", privileged=False,
+                             lmcache=True),
+}
+# Defaults of settings that are null in SETTINGS and no topology sets.
+FALLBACK_DEFAULTS = {"prefill_port": 8000, "decode_port": 8001, "decode_side_channel_port": 5567}
+# Groups by kind of topology.
+GROUPS = {"disaggregated": ("prefill", "decode", "router"), "serving": ("serving",)}
+
+# ---------------------------------------------------------------------------------------------------- start order
+ORDER = {"lmcache": 10, "router": 40}
+
+# ---------------------------------------------------------------------------------------------------- vocabularies
+ROUTER_POLICIES = ["random", "round_robin", "cache_aware", "kv_aware", "power_of_two", "consistent_hash",
+                   "sticky_least_loaded"]
+KV_CONNECTORS = ("MooncakeConnector", "NixlConnector", "LMCacheMPConnector", "LMCacheConnectorV1",
+                 "P2pNcclConnector", "OffloadingConnector", "MultiConnector", "ExampleConnector")
+KV_TRANSFER_KEYS = ("kv_connector", "kv_role", "kv_load_failure_policy", "kv_buffer_device", "kv_buffer_size",
+                    "kv_connector_extra_config", "kv_connector_module_path", "kv_rank", "kv_parallel_size",
+                    "kv_ip", "kv_port", "engine_id", "enable_permute_local_kv")
+KV_ROLES = ("kv_both", "kv_producer", "kv_consumer")
+KV_ROLE_ALLOWED = {"prefill": ("kv_producer", "kv_both"), "decode": ("kv_consumer", "kv_both"),
+                   "single": ("kv_both",)}
+KV_LOAD_FAILURE_POLICIES = ("fail", "recompute")
+MOONCAKE_EXTRA_KEYS = ("num_workers", "mooncake_protocol", "device_name", "bootstrap_server_address",
+                       "enforce_handshake_compat")
+MOONCAKE_PROTOCOLS = ("rdma", "tcp")
+CUDAGRAPH_MODES = ("NONE", "PIECEWISE", "FULL", "FULL_DECODE_ONLY", "FULL_AND_PIECEWISE")
+TOKENIZER_MODE = "deepseek_v4"
+REASONING_PARSERS = ("deepseek_v4", "deepseek_v3", "deepseek_r1")
+REASONING_MODES = ("non_think", "think_high", "think_max")
+LMCACHE_KV_CACHE_DTYPE = "fp8_ds_mla"
+REFUSED_IMAGE_TAGS = ("latest", "main", "nightly", "dev", "master", "edge")
+THINK_MAX_MIN_LEN = 393216
+MODEL_MAX_LEN = 1048576

@@ -1,0 +1,187 @@
+# -*- coding: utf-8 -*-
+# Copyright: inference.deepseek_v4 contributors
+# Apache License 2.0 (see LICENSE)
+"""Output: the plan document, each service's hash and shell command, the printed summary, plan.json."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shlex
+import tempfile
+
+from ansible_collections.inference.deepseek_v4.plugins.module_utils._plan import profiles as P
+from ansible_collections.inference.deepseek_v4.plugins.module_utils._plan.template import fill
+
+
+def service_hash(svc):
+    spec = {k: v for k, v in svc.items() if k not in ("plan_hash", "command") and not k.startswith("_")}
+    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode("utf-8")).hexdigest()
+
+
+def _q(token):
+    token = str(token)
+    if token.startswith("~/"):
+        return "~/" + shlex.quote(token[2:])
+    return shlex.quote(token)
+
+
+def _flag_lines(argv, max_values):
+    """One indented line per flag with its values (at most max_values of them; None: every non-flag token)."""
+    lines = []
+    rest = list(argv)
+    while rest:
+        group = [rest.pop(0)]
+        while rest and not rest[0].startswith("-") and (max_values is None or len(group) <= max_values):
+            group.append(rest.pop(0))
+        lines.append("  " + " ".join(_q(t) for t in group))
+    return lines
+
+
+def _docker_lines(svc):
+    c = svc["container"]
+    first = "docker run" + (" --gpus all" if c["device_requests"] else "")
+    second = (["--privileged"] if c["privileged"] else []) + (["--ipc=%s" % c["ipc_mode"]] if c["ipc_mode"] else [])
+    for p in c["recipe_published_ports"]:
+        second += ["-p", p]
+    lines = [first] + (["  " + " ".join(second)] if second else [])
+    lines += ["  --network %s" % c["network_mode"]] if c["network_mode"] else []
+    lines += ["  --device %s" % _q(d) for d in c["devices"]] + ["  --ulimit %s" % _q(u) for u in c["ulimits"]]
+    lines += ["  -v %s" % _q(v) for v in c["volumes"]]
+    lines += ["  -e %s" % _q("%s=%s" % kv) for kv in svc["env"].items()]
+    if svc["entrypoint"]:
+        lines.append("  --entrypoint %s" % _q(svc["entrypoint"][0]))
+    lines.append("  %s" % _q(svc["image"]))
+    return lines
+
+
+def render_command(svc):
+    """The shell command a person would type to start the service by hand."""
+    if svc["container"] is None:
+        # Router flags take several values (--prefill URL [BOOTSTRAP_PORT]).
+        argv = svc["argv"]
+        return " \\\n".join([" ".join(_q(t) for t in argv[:3])] + _flag_lines(argv[3:], max_values=None))
+    args = list(svc["args"])
+    lines = _docker_lines(svc)
+    if args and not args[0].startswith("-"):
+        lines.append("  %s" % _q(args.pop(0)))
+    return " \\\n".join(lines + _flag_lines(args, max_values=1))
+
+
+def _finish_service(svc):
+    svc["args"] = svc["argv"][len(svc["entrypoint"] or []):]
+    base = svc["health_url"].rsplit("/", 1)[0]
+    engine = svc["kind"] == "engine"
+    svc["readiness"] = {"health": svc["health_url"], "models": base + "/v1/models" if engine else None,
+                        "completion": base + "/v1/completions" if engine else None}
+    c = svc["container"]
+    if c is not None:
+        # Docker ignores published ports on the host network: the recipe's -p stays in the printed command only.
+        c["recipe_published_ports"] = c["published_ports"]
+        c["published_ports"] = [] if c["network_mode"] == "host" else list(c["published_ports"])
+    svc["plan_hash"] = service_hash(svc)
+    svc["command"] = render_command(svc)
+
+
+def _hosts(b, services):
+    out = {}
+    for svc in services:
+        h = b.hosts[svc["host"]]
+        entry = out.setdefault(svc["host"], {"address": h["address"], "gpu_count": h["gpu_count"], "gpus": [],
+                                             "services": [], "engines": False, "ports": []})
+        entry["gpus"] = sorted(set(entry["gpus"]) | set(svc["gpus"]))
+        entry["services"].append(svc["name"])
+        entry["engines"] = entry["engines"] or svc["container"] is not None
+        for kind, port in svc["ports"].items():
+            first, last = svc["port_ranges"].get(kind, (port, port))
+            entry["ports"].append({"service": svc["name"], "name": kind, "first": int(first), "last": int(last),
+                                   "variable": svc["_vars"][kind], "transfer": kind in P.TRANSFER_PORTS})
+    return out
+
+
+def _transfer(b, services):
+    conn = b.connector or {}
+    moves = bool(conn.get("moves_kv"))
+    rdma = conn.get("rdma")
+    return {"connector": conn.get("kv_connector"),
+            "protocol": fill(conn.get("protocol"), {"mooncake_protocol": (b.s["mooncake_protocol"], None)}),
+            "rdma": bool(rdma is True or rdma in b.features),
+            "peermem": bool(conn.get("peermem")) and "dmabuf" not in b.features,
+            "hosts": sorted({x["host"] for x in services if x["kind"] == "engine"}) if moves else []}
+
+
+def plan(b):
+    """The plan document of a build that passed every rule."""
+    services = sorted(b.services, key=lambda x: (x["start_order"], x["host"], x["name"]))
+    for svc in services:
+        _finish_service(svc)
+    hosts = _hosts(b, services)
+    parsers = [x["_flags"].get("reasoning-parser") for x in b.engines if x["_flags"].has("reasoning-parser")]
+    routers = [x for x in services if x["kind"] == "router"]
+    target = routers[0] if routers else [x for x in services if x["kind"] == "engine"][0]
+    s = b.s
+    result = {
+        "topology": s["topology"], "description": b.topology["description"], "hardware": b.hardware["name"],
+        "recipe": s["recipe"], "model": s["model"], "image": s["image"], "vllm_version": s["vllm_version"],
+        "router_version": s["router_version"], "kv_connector": (b.connector or {}).get("kv_connector"),
+        "reasoning_modes": list(s["reasoning_modes"]), "reasoning_parser": parsers[0] if parsers else None,
+        "hardware_profile": dict({k: b.hardware[k] for k in P.HARDWARE_PUBLISHED}, name=b.hardware["name"]),
+        "weights": {"repo_id": s["model"], "revision": s["weights_revision"],
+                    "size_bytes": b.checkpoint["size_bytes"], "cache_dir": s["hf_cache_dir"],
+                    "shared_dir": s["shared_dir"] or None if b.topology["shared"] else None},
+        "transfer": _transfer(b, services),
+        "endpoint": {"host": target["host"], "service": target["name"],
+                     "url": target["health_url"].rsplit("/", 1)[0]},
+        "warnings": list(b.warnings), "hosts": hosts, "services": services,
+    }
+    for svc in services:
+        for key in [k for k in svc if k.startswith("_")]:
+            del svc[key]
+    return result
+
+
+def summary_lines(plan_doc):
+    """Human summary printed by the plan playbook."""
+    out = ["Topology %s on %s (recipe %s, image %s, vLLM %s): %s" % (
+        plan_doc["topology"], plan_doc["hardware"], plan_doc["recipe"], plan_doc["image"], plan_doc["vllm_version"],
+        plan_doc["description"])]
+    for svc in plan_doc["services"]:
+        gpus = ",".join(str(g) for g in svc["gpus"]) or "-"
+        ports = ", ".join("%s=%s" % kv for kv in svc["ports"].items())
+        out += ["", "# %s on %s: %s %s, GPUs %s, ports %s" % (svc["name"], svc["host"], svc["kind"], svc["role"],
+                                                                gpus, ports)]
+        out.extend(svc["command"].split("\n"))
+    out += ["", "Endpoint: %s (%s on %s)" % (plan_doc["endpoint"]["url"], plan_doc["endpoint"]["service"],
+                                             plan_doc["endpoint"]["host"])]
+    out.extend("WARNING: %s" % w for w in plan_doc["warnings"])
+    return out
+
+
+def plan_json(plan_doc):
+    return json.dumps(plan_doc, indent=2, sort_keys=False) + "\n"
+
+
+def write_if_changed(path, content, check_mode=False):
+    """Write content to path atomically (mode 0644) unless it is already there. Returns whether it changed."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            if f.read() == content:
+                return False
+    except (IOError, OSError):
+        pass
+    if check_mode:
+        return True
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        os.makedirs(directory, 0o755)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".plan-")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(content)
+        os.chmod(tmp, 0o644)
+        os.rename(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return True

@@ -1,0 +1,386 @@
+# -*- coding: utf-8 -*-
+# Copyright: inference.deepseek_v4 contributors
+# Apache License 2.0 (see LICENSE)
+"""Validation rules: one function per rule, each taking the build (build.Build) and returning its problems.
+RULES lists them in the order their problems are reported. A rule names the setting that produced a value from
+what the build remembered (a flag's origin, a service's ``_vars``), never by rebuilding a variable name."""
+
+from __future__ import annotations
+
+import json
+
+from ansible_collections.inference.deepseek_v4.plugins.module_utils._plan import profiles as P
+from ansible_collections.inference.deepseek_v4.plugins.module_utils._plan.flags import (
+    flag_key,
+    parallel_sizes,
+    parse_len,
+)
+from ansible_collections.inference.deepseek_v4.plugins.module_utils._plan.settings import var
+from ansible_collections.inference.deepseek_v4.plugins.module_utils._problem import Problem
+
+
+def image_tag(ref):
+    """(tag or None, digest or None) of an image reference."""
+    ref = str(ref)
+    digest = None
+    if "@" in ref:
+        ref, digest = ref.split("@", 1)
+    last = ref.rsplit("/", 1)[-1]
+    tag = last.split(":", 1)[1] if ":" in last else None
+    return tag, digest
+
+
+def _image_problem(ref, variable):
+    if not ref or not isinstance(ref, str):
+        return Problem(variable, ref, "must be an image reference.", "set e.g. vllm/vllm-openai:deepseekv4-cu130.")
+    tag, digest = image_tag(ref)
+    fix = ("pin a tagged release (e.g. vllm/vllm-openai:deepseekv4-cu130) or a digest; set "
+           "plan_allow_untagged_image: true to run it anyway.")
+    if digest:
+        return None
+    if tag is None:
+        return Problem(variable, ref, "has no tag, which means 'latest': an unpinned, moving image.", fix)
+    if tag.lower() in P.REFUSED_IMAGE_TAGS or "nightly" in tag.lower():
+        return Problem(variable, ref, "tag %r is not a tagged release; the vLLM development branch is known to "
+                       "break DeepSeek-V4-Flash (FP4 experts misdispatched)." % tag, fix)
+    return None
+
+
+def images_pinned(b):
+    if b.s["allow_untagged_image"]:
+        return []
+    refs = {svc["image"]: var("lmcache_image" if svc["kind"] == "lmcache" else "image")
+            for svc in reversed(b.services) if svc["image"] is not None}
+    found = [_image_problem(ref, variable) for ref, variable in refs.items()]
+    return sorted((p for p in found if p), key=lambda p: p.variable)
+
+
+def _by_host(b):
+    out = {}
+    for svc in b.services:
+        out.setdefault(svc["host"], []).append(svc)
+    return out
+
+
+def gpu_sets(b):
+    """Within the host's GPUs, none listed twice, disjoint between the engines of a host, none empty."""
+    problems = []
+    for host, svcs in _by_host(b).items():
+        count = b.hosts[host]["gpu_count"]
+        seen = {}
+        for svc in (x for x in svcs if x["kind"] == "engine"):
+            gvar, gpus = svc["_vars"]["gpus"], svc["gpus"]
+            if not gpus:
+                problems.append(Problem(gvar, gpus, "assigns no GPU to %s." % svc["name"],
+                                        "list the GPU indices it should use.", host))
+            bad = [g for g in gpus if g < 0 or g >= count]
+            if bad:
+                problems.append(Problem(gvar, gpus, "GPU index(es) %s outside 0..%d (the host has %d GPUs, "
+                                        "plan_gpu_count)." % (bad, count - 1, count),
+                                        "use indices below %d, or set the host's plan_gpu_count." % count, host))
+            if len(set(gpus)) != len(gpus):
+                problems.append(Problem(gvar, gpus, "lists a GPU twice.", "list each GPU once.", host))
+            for g in gpus:
+                if seen.setdefault(g, svc["name"]) != svc["name"]:
+                    problems.append(Problem(gvar, gpus, "GPU %d is also assigned to %s." % (g, seen[g]),
+                                            "give each engine on a host its own GPUs.", host))
+    return problems
+
+
+def parallelism_fills_gpus(b):
+    """Tensor-parallel x data-parallel(local) equals the GPUs an engine is given."""
+    problems = []
+    for svc in b.engines:
+        tp, _dp, dp_local = parallel_sizes(svc["_flags"])
+        if tp * dp_local != len(svc["gpus"]):
+            problems.append(Problem(
+                svc["_vars"]["gpus"], svc["gpus"], "%s runs tensor-parallel %d x data-parallel(local) %d = %d GPUs "
+                "but %d GPU(s) are assigned." % (svc["name"], tp, dp_local, tp * dp_local, len(svc["gpus"])),
+                "assign %d GPUs, or change --tensor-parallel-size/--data-parallel-size with %s."
+                % (tp * dp_local, svc["_vars"]["overrides"]), svc["host"]))
+    return problems
+
+
+def _occupied(svc):
+    """(kind, port) of every port the service listens on, ranges expanded."""
+    for kind, port in svc["ports"].items():
+        first, last = svc["port_ranges"].get(kind, (port, port))
+        for p in range(int(first), int(last) + 1):
+            yield kind, p
+
+
+def ports_valid(b):
+    return [Problem(svc["_vars"][kind], port, "is not a TCP port.", "use a port between 1 and 65535.", svc["host"])
+            for svc in b.services for kind, port in svc["ports"].items() if not 1 <= int(port) <= 65535]
+
+
+def ports_unique(b):
+    """Every port a host's services listen on (NIXL side-channel ranges included) is used once."""
+    problems = []
+    for host, svcs in _by_host(b).items():
+        used, clashes = {}, {}
+        for svc in svcs:
+            for kind, port in _occupied(svc):
+                mine = (svc["name"], kind, svc["_vars"][kind])
+                other = used.setdefault(port, mine)
+                if other[:2] != mine[:2]:
+                    clashes.setdefault((id(svc), kind) + other, (svc, []))[1].append(port)
+        for (_id, kind, oname, okind, ovariable), (svc, ports) in clashes.items():
+            ranged = " (vLLM opens one NIXL side channel per DP rank: base port + data_parallel_index)" if (
+                set(P.RANGED_PORTS) & {kind, okind}) else ""
+            problems.append(Problem(svc["_vars"][kind], svc["ports"][kind], "port%s %s (%s %s) also used by %s %s "
+                                    "on this host%s." % ("s" if len(ports) > 1 else "", ",".join(map(str, ports)),
+                                                         svc["name"], kind, oname, okind, ranged),
+                                    "give every service port on a host its own number (change %s or %s)."
+                                    % (svc["_vars"][kind], ovariable), host))
+    return problems
+
+
+def _kv_config(svc, b, problems):
+    """An engine's --kv-transfer-config as a dict, or None (a problem added where it is missing or not JSON)."""
+    flags, ov = svc["_flags"], svc["_vars"]["overrides"]
+    raw = flags.get("kv-transfer-config")
+    if raw is None:
+        if b.connector:
+            problems.append(Problem(ov, None, "%s has no --kv-transfer-config but topology %s needs %s." % (
+                svc["name"], b.s["topology"], b.connector["kv_connector"]), "do not remove --kv-transfer-config.",
+                svc["host"]))
+        return None
+    try:
+        cfg = json.loads(raw)
+        if not isinstance(cfg, dict):
+            raise ValueError("not an object")
+    except ValueError as exc:
+        problems.append(Problem(flags.origin("kv-transfer-config", ov), raw, "--kv-transfer-config of %s is not a "
+                                "JSON object (%s)." % (svc["name"], exc), "write valid JSON, e.g. "
+                                "{\"kv_connector\":\"NixlConnector\",\"kv_role\":\"kv_both\"}.", svc["host"]))
+        return None
+    return cfg
+
+
+def kv_transfer_config(b):
+    """Each engine's KV transfer config: known keys, connector, a kv_role that fits its role, Mooncake extras."""
+    problems = []
+    for svc in b.engines:
+        cfg = _kv_config(svc, b, problems)
+        if cfg is None:
+            continue
+        ov, host, name = svc["_flags"].origin("kv-transfer-config", svc["_vars"]["overrides"]), svc["host"], svc["name"]
+        unknown = sorted(set(cfg) - set(P.KV_TRANSFER_KEYS))
+        if unknown:
+            problems.append(Problem(ov, cfg, "--kv-transfer-config of %s has unknown key(s) %s." % (name, unknown),
+                                    "use only: %s." % ", ".join(P.KV_TRANSFER_KEYS), host))
+        conn = cfg.get("kv_connector")
+        if conn not in P.KV_CONNECTORS:
+            problems.append(Problem(ov, cfg, "kv_connector %r of %s is not a vLLM KV connector." % (conn, name),
+                                    "use one of: %s." % ", ".join(P.KV_CONNECTORS), host))
+        allowed = P.KV_ROLE_ALLOWED.get(svc["role"], P.KV_ROLES)
+        if cfg.get("kv_role") not in allowed:
+            problems.append(Problem(ov, cfg, "kv_role %r does not fit the %s engine %s." % (
+                cfg.get("kv_role"), svc["role"], name), "use kv_role %s." % " or ".join(allowed), host))
+        policy = cfg.get("kv_load_failure_policy")
+        if policy is not None and policy not in P.KV_LOAD_FAILURE_POLICIES:
+            problems.append(Problem(ov, cfg, "kv_load_failure_policy %r is unknown." % policy,
+                                    "use fail or recompute.", host))
+        extra = cfg.get("kv_connector_extra_config", {})
+        if conn == "MooncakeConnector" and isinstance(extra, dict):
+            bad = sorted(set(extra) - set(P.MOONCAKE_EXTRA_KEYS))
+            if bad:
+                problems.append(Problem(ov, cfg, "Mooncake kv_connector_extra_config has unknown key(s) %s." % bad,
+                                        "use only: %s." % ", ".join(P.MOONCAKE_EXTRA_KEYS), host))
+    return problems
+
+
+def _connector_of(svc):
+    try:
+        return json.loads(svc["_flags"].get("kv-transfer-config") or "{}").get("kv_connector")
+    except (ValueError, AttributeError):
+        return None
+
+
+def _connectors(b):
+    return sorted({_connector_of(svc) for svc in b.engines} - {None})
+
+
+def one_connector(b):
+    connectors = _connectors(b)
+    if len(connectors) < 2:
+        return []
+    variables = sorted({x["_vars"]["overrides"] for x in b.engines})
+    return [Problem(" / ".join(variables), connectors, "the engines use different KV connectors.",
+                    "use one connector for every prefill and decode engine.")]
+
+
+def lmcache_kv_cache_dtype(b):
+    return [Problem(svc["_flags"].origin("kv-cache-dtype", svc["_vars"]["overrides"]),
+                    svc["_flags"].get("kv-cache-dtype"), "the LMCacheMPConnector needs --kv-cache-dtype %s "
+                    "(DeepSeek-V4's sparse-MLA KV cache groups) on %s." % (P.LMCACHE_KV_CACHE_DTYPE, svc["name"]),
+                    "keep --kv-cache-dtype %s." % P.LMCACHE_KV_CACHE_DTYPE, svc["host"])
+            for svc in b.engines if _connector_of(svc) == "LMCacheMPConnector"
+            and svc["_flags"].get("kv-cache-dtype") != P.LMCACHE_KV_CACHE_DTYPE]
+
+
+def router_matches_engines(b):
+    """The router's --kv-connector is the engines' and every engine behind it has one data-parallel size."""
+    problems = []
+    by_kv_connector = {row["kv_connector"]: row["router"] for row in P.CONNECTORS.values()}
+    for r in (x for x in b.services if x["kind"] == "router"):
+        router_conn = r["_flags"].get("kv-connector", P.ROUTER_DEFAULT_CONNECTOR)
+        for conn in _connectors(b):
+            want = by_kv_connector.get(conn)
+            if want and want != router_conn:
+                problems.append(Problem(var("router_extra_args"), router_conn, "the router's --kv-connector %s does "
+                                        "not match the engines' %s." % (router_conn, conn),
+                                        "use --kv-connector %s (the plan sets it from the topology)." % want,
+                                        r["host"]))
+        dps = sorted({parallel_sizes(x["_flags"])[2] for x in b.engines})
+        if len(dps) > 1:
+            gvars = " / ".join(sorted({x["_vars"]["gpus"] for x in b.engines}, reverse=True))
+            problems.append(Problem(gvars, dps, "engines behind one router have different data-parallel(local) "
+                                    "sizes %s; vllm-router takes one --intra-node-data-parallel-size." % dps,
+                                    "give every prefill and decode engine the same number of GPUs.", r["host"]))
+    if b.s["mooncake_protocol"] == "tcp" and "MooncakeConnector" in _connectors(b):
+        b.warnings.append("plan_mooncake_protocol is tcp: KV transfer over TCP is slower and not validated for "
+                          "DeepSeek-V4; use rdma on hosts with RDMA NICs.")
+    return problems
+
+
+def _each_flag(b, key, check):
+    """Problems of ``check(svc, value, variable)`` for every engine."""
+    out = []
+    for svc in b.engines:
+        variable = svc["_flags"].origin(key, svc["_vars"]["overrides"])
+        problem = check(svc, svc["_flags"].get(key), variable)
+        if problem:
+            out.append(problem)
+    return out
+
+
+def tokenizer_mode(b):
+    return _each_flag(b, "tokenizer-mode", lambda svc, value, variable: value != P.TOKENIZER_MODE and Problem(
+        variable, value, "%s needs --tokenizer-mode %s (the model ships no Jinja chat template)." % (
+            svc["name"], P.TOKENIZER_MODE), "keep --tokenizer-mode %s." % P.TOKENIZER_MODE, svc["host"]))
+
+
+def trust_remote_code(b):
+    return _each_flag(b, "trust-remote-code", lambda svc, _value, variable: (
+        not svc["_flags"].has("trust-remote-code") or svc["_flags"].flag("trust-remote-code").startswith("--no-"))
+        and Problem(variable, False, "%s needs --trust-remote-code for DeepSeek-V4." % svc["name"],
+                    "keep --trust-remote-code.", svc["host"]))
+
+
+def reasoning_parser(b):
+    found = _each_flag(b, "reasoning-parser", lambda svc, value, variable: value is not None
+                       and value not in P.REASONING_PARSERS and Problem(
+                           variable, value, "%r is not a reasoning parser for DeepSeek-V4." % value,
+                           "use --reasoning-parser deepseek_v4.", svc["host"]))
+    if b.connector and b.connector["kv_connector"] == "LMCacheMPConnector" and not any(
+            x["_flags"].has("reasoning-parser") for x in b.engines):
+        b.warnings.append("The LMCache recipe sets no --reasoning-parser: Think High/Max return their reasoning "
+                          "inline in the answer. Add it with plan_extra_engine_args: ['--reasoning-parser', "
+                          "'deepseek_v4'] to get reasoning_content.")
+    return found
+
+
+def think_max_context(b):
+    """Think Max needs a context of at least 384K tokens; auto is a warning (vLLM sizes it to the KV cache)."""
+    if "think_max" not in b.s["reasoning_modes"]:
+        return []
+    problems, auto = [], False
+    for svc in b.engines:
+        raw = svc["_flags"].get("max-model-len")
+        try:
+            length = P.MODEL_MAX_LEN if raw is None else parse_len(raw)
+        except ValueError:
+            problems.append(Problem(var("max_model_len"), raw, "is not a length vLLM understands.",
+                                    "use a number such as 393216, 384K, or auto.", svc["host"]))
+            continue
+        auto = auto or length is None
+        if length is not None and length < P.THINK_MAX_MIN_LEN:
+            problems.append(Problem(var("max_model_len"), raw, "Think Max needs --max-model-len >= %d (384K tokens) "
+                                    "to avoid truncation." % P.THINK_MAX_MIN_LEN, "set plan_max_model_len >= %d (or "
+                                    "auto), or remove think_max from plan_reasoning_modes." % P.THINK_MAX_MIN_LEN,
+                                    svc["host"]))
+    if auto:
+        b.warnings.append("--max-model-len auto with Think Max enabled: vLLM sizes the context to the KV cache that "
+                          "fits; Think Max needs >= %d tokens. Check the engine log for the chosen length, or set "
+                          "plan_max_model_len: %d." % (P.THINK_MAX_MIN_LEN, P.THINK_MAX_MIN_LEN))
+    return problems
+
+
+def _cudagraph_problem(svc, value, variable):
+    if value is None:
+        return None
+    try:
+        config = json.loads(value)
+    except ValueError as exc:
+        return Problem(variable, value, "--compilation-config is not JSON (%s)." % exc, "write valid JSON.",
+                       svc["host"])
+    mode = config.get("cudagraph_mode") if isinstance(config, dict) else None
+    if mode is not None and str(mode).upper() not in P.CUDAGRAPH_MODES:
+        return Problem(variable, value, "cudagraph_mode %r is unknown." % mode,
+                       "use one of: %s." % ", ".join(P.CUDAGRAPH_MODES), svc["host"])
+    return None
+
+
+def compilation_config(b):
+    return _each_flag(b, "compilation-config", _cudagraph_problem)
+
+
+def hardware_only_flags(b):
+    """Flags the chosen hardware cannot run (the FP4 indexer cache on Hopper)."""
+    problems = []
+    for svc in b.engines:
+        for flag, _value, origin in svc["_flags"].entries:
+            need = P.HARDWARE_ONLY_FLAGS.get(flag_key(flag))
+            if need and need[0] not in b.hardware["features"]:
+                problems.append(Problem(origin or svc["_vars"]["overrides"], flag, "%s is %s-only: %s; hardware "
+                                        "profile %s is %s." % (flag, need[0].capitalize(), need[1],
+                                                               b.hardware["name"], b.hardware["family"]),
+                                        "remove it, or set plan_hardware to one with %s: %s." % (need[0], ", ".join(
+                                            sorted(n for n, h in P.HARDWARE.items() if need[0] in h["features"]))),
+                                        svc["host"]))
+    return problems
+
+
+def checkpoint_serves_request(b):
+    """The checkpoint ships what the settings ask of it: an MTP head or a DSpark draft, the hardware it needs."""
+    problems = []
+    offered = b.checkpoint["speculative"]
+    asked = [m for m in ("mtp", "dspark") if b.s["enable_%s" % m]]
+    if len(asked) > 1:
+        problems.append(Problem(var("enable_dspark"), True, "MTP and DSpark are two speculative-decoding methods; "
+                                "vLLM runs one.", "set only one of plan_enable_mtp and plan_enable_dspark."))
+    for method in asked if offered is not None else []:
+        if method not in offered:
+            others = sorted(m for m, c in P.CHECKPOINTS.items() if method in c["speculative"])
+            alternative = [m for m in offered if m != method]
+            problems.append(Problem(var("enable_%s" % method), True, "checkpoint %s has no %s head or draft "
+                                    "(it ships: %s)." % (b.s["model"], method.upper(), ", ".join(offered) or
+                                                        "none"), "%sor set plan_model to one of: %s." % (
+                                        "set plan_enable_%s: true instead, " % alternative[0] if alternative else "",
+                                        ", ".join(others))))
+    need = b.checkpoint.get("needs")
+    if need and need not in b.hardware["features"]:
+        problems.append(Problem(var("model"), b.s["model"], "this checkpoint needs %s GPUs; hardware profile %s is "
+                                "%s." % (need, b.hardware["name"], b.hardware["family"]),
+                                "choose another checkpoint or set plan_hardware accordingly."))
+    return problems
+
+
+def gpu_memory_fits_checkpoint(b):
+    """An engine's GPUs hold the checkpoint (the recipe's minimum GPU memory per checkpoint)."""
+    need = b.checkpoint["min_gpu_memory_gb"] * 1000
+    per_gpu = b.hardware["min_gpu_memory_mib"] * 1.048576
+    return [Problem(svc["_vars"]["gpus"], svc["gpus"], "%s has %d GPU(s) of about %d GB; checkpoint %s needs about "
+                    "%d GB of GPU memory." % (svc["name"], len(svc["gpus"]), per_gpu // 1000, b.s["model"],
+                                              need // 1000), "give the engine more GPUs, or choose a smaller "
+                    "checkpoint (plan_model).", svc["host"])
+            for svc in b.engines if svc["gpus"] and len(svc["gpus"]) * per_gpu < need]
+
+
+# The rules, in the order their problems are reported.
+RULES = [images_pinned, gpu_sets, parallelism_fills_gpus, ports_valid, ports_unique, kv_transfer_config,
+         one_connector, lmcache_kv_cache_dtype, router_matches_engines, tokenizer_mode, trust_remote_code,
+         reasoning_parser, think_max_context, compilation_config, hardware_only_flags, checkpoint_serves_request,
+         gpu_memory_fits_checkpoint]

@@ -1,0 +1,114 @@
+# -*- coding: utf-8 -*-
+# Copyright: inference.deepseek_v4 contributors
+# Apache License 2.0 (see LICENSE)
+"""Settings: the user's values merged over the table's defaults, the recipe's and the topology's; types checked;
+an unknown or misspelt name refused with the closest real one."""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import re
+
+from ansible_collections.inference.deepseek_v4.plugins.module_utils._plan import profiles as P
+from ansible_collections.inference.deepseek_v4.plugins.module_utils._problem import Problem
+
+# The setting a recipe default fills when the user leaves it null.
+RECIPE_KEYS = ("image", "vllm_version", "router_version", "model", "enable_tool_calling")
+NAMED_TABLES = {"TOPOLOGIES": P.TOPOLOGIES, "HARDWARE": P.HARDWARE,
+                "RECIPES": sorted(P.RECIPES) + sorted(P.RECIPE_ALIASES), "ROUTER_POLICIES": P.ROUTER_POLICIES}
+
+
+def var(name):
+    return P.VAR_PREFIX + name
+
+
+def choices(name):
+    """The allowed values of a setting, or None."""
+    spec = P.SETTINGS[name].get("choices")
+    if isinstance(spec, str):
+        return sorted(NAMED_TABLES[spec])
+    return spec
+
+
+def did_you_mean(name, known):
+    close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
+    return " (did you mean %s?)" % var(close[0]) if close else ""
+
+
+def unknown_setting(name, value, host=None, known=None):
+    """The problem of a plan_* variable no table knows."""
+    known = known if known is not None else list(P.SETTINGS) + list(P.HOST_SETTINGS)
+    where = "a per-host setting" if host else "a setting"
+    return Problem(var(name), value, "is not %s of the serving plan%s." % (where, did_you_mean(name, known)),
+                   "correct its name or remove it (every setting: roles/plan/README.md).", host)
+
+
+def merge(user):
+    """(settings, problems): every setting resolved; the problems of names and types."""
+    settings = {name: copy.deepcopy(row["default"]) for name, row in P.SETTINGS.items()}
+    problems = []
+    for name, value in (user or {}).items():
+        if name in P.HOST_SETTINGS:
+            continue  # a host variable set for every host: the hosts carry it
+        if name not in P.SETTINGS:
+            problems.append(unknown_setting(name, value))
+        elif value is not None:
+            settings[name] = value
+    for name in ("topology", "hardware", "recipe"):
+        allowed = choices(name)
+        if settings[name] is not None and settings[name] not in allowed:
+            problems.append(Problem(var(name), settings[name], "is not a known %s." % name,
+                                    "use one of: %s." % ", ".join(allowed)))
+    if problems and any(settings[n] is not None and settings[n] not in choices(n)
+                        for n in ("topology", "hardware", "recipe")):
+        return settings, problems
+    settings["recipe"] = P.RECIPE_ALIASES.get(settings["recipe"], settings["recipe"])
+    recipe = P.RECIPES[settings["recipe"]]
+    topology = P.TOPOLOGIES[settings["topology"]]
+    defaults = dict(P.FALLBACK_DEFAULTS, hardware=topology["hardware"], **topology["defaults"])
+    defaults.update((key, recipe[key]) for key in RECIPE_KEYS)
+    for name, value in defaults.items():
+        if settings[name] is None:
+            settings[name] = value
+    if settings["lmcache_image"] is None:
+        settings["lmcache_image"] = settings["image"]
+    problems.extend(check_types(settings))
+    return settings, problems
+
+
+_TYPE_CHECKS = {
+    "int": (lambda v: not isinstance(v, bool) and str(v).strip().lstrip("-").isdigit(), int,
+            "must be a whole number.", "set a number."),
+    "list": (lambda v: isinstance(v, (list, tuple)), list, "must be a list.", "write it as a YAML list."),
+    "dict": (lambda v: isinstance(v, dict), dict, "must be a mapping.", "write it as a YAML mapping."),
+}
+_EMPTY = {"int": 0, "list": [], "dict": {}}
+
+
+def check_types(s):
+    problems = []
+    for name, row in P.SETTINGS.items():
+        check = _TYPE_CHECKS.get(row["type"])
+        if check is not None and s[name] is not None:
+            ok, convert, message, fix = check
+            if ok(s[name]):
+                s[name] = convert(s[name])
+            else:
+                problems.append(Problem(var(name), s[name], message, fix))
+                s[name] = copy.deepcopy(_EMPTY[row["type"]])
+        allowed = choices(name)
+        if allowed and s[name] not in allowed:
+            problems.append(Problem(var(name), s[name], "is not one of the allowed values.",
+                                    "use one of: %s." % ", ".join(allowed)))
+    for mode in s["reasoning_modes"]:
+        if mode not in P.REASONING_MODES:
+            problems.append(Problem(var("reasoning_modes"), s["reasoning_modes"], "%r is not a reasoning mode." % mode,
+                                    "use a subset of: %s." % ", ".join(P.REASONING_MODES)))
+    if s["replicas_per_host"] < 1:
+        problems.append(Problem(var("replicas_per_host"), s["replicas_per_host"], "must be at least 1.",
+                                "set 1 (default) or 2 on an 8-GPU host."))
+    if not re.match(r"^[a-z0-9][a-z0-9_.-]*$", str(s["name_prefix"])):
+        problems.append(Problem(var("name_prefix"), s["name_prefix"], "is not a valid container name prefix.",
+                                "use lower-case letters, digits, '-', '_' and '.'."))
+    return problems
