@@ -50,14 +50,16 @@ class Build(object):
         self.hosts = {}
         self.services = []
         self.warnings = []
+        backend = self.recipe.get("moe_backend")
+        self.moe_backend = backend["value"] if backend and backend["hardware_feature"] in self.hardware["features"] \
+            and backend["quantization"] == self.checkpoint["quantization"] else None
         self.features = set(self.recipe["features"]) | set(self.hardware["features"])
         self.features |= {name for name, on in (
             ("tool_calling", s["enable_tool_calling"]), ("speculative", s["enable_mtp"] or s["enable_dspark"]),
             ("max_model_len", s["max_model_len"] is not None), ("multi_node", self.topology["multi_node"]),
             ("hf_offline", s["hf_offline"]), ("dmabuf", self.hardware["memory_registration"] == "dmabuf"),
             ("rdma_protocol", s["mooncake_protocol"] == "rdma"),
-            ("moe_backend", "blackwell_fp8_moe_backend" in self.recipe["features"]
-             and "blackwell" in self.hardware["features"] and self.checkpoint["quantization"] == "fp8")) if on}
+            ("moe_backend", self.moe_backend is not None)) if on}
 
     @property
     def engines(self):
@@ -188,7 +190,7 @@ def _values(b, role, h, gpus, gvar, pool, ports):
         "speculative_config": (compact_json(fill(P.SPECULATIVE_CONFIGS[spec], {"mtp_tokens": (tokens, None)})),
                                var("enable_%s" % spec)),
         "reasoning_config": (compact_json(P.REASONING_CONFIG), var("recipe")),
-        "moe_backend": (P.MOE_BACKEND_BLACKWELL_FP8, var("recipe")),
+        "moe_backend": (b.moe_backend, var("recipe")),
         "mooncake_protocol": (s["mooncake_protocol"], var("mooncake_protocol")),
         "mooncake_device_name": (s["mooncake_device_name"], var("mooncake_device_name")),
         "kv_role": ((b.connector or {}).get("kv_roles", {}).get(role), None),

@@ -165,7 +165,8 @@ UNKNOWN_CHECKPOINT = {"size_bytes": 160 * 10**9, "min_gpu_memory_gb": 0, "specul
 
 # ---------------------------------------------------------------------------------------------------- recipes
 # A recipe profile: what the recipe page pinned at a date. ``features`` turn flag lines on; ``speculative_flag``
-# is the recipe's spelling; ``blackwell_fp8_moe_backend`` adds --moe-backend on Blackwell with FP8 checkpoints.
+# is the recipe's spelling; ``moe_backend`` adds --moe-backend where the hardware has the feature and the checkpoint
+# the quantization it names.
 RECIPES = {
     "2026-04": {
         "source": "the source documents (vLLM recipe page and LMCache page, April 2026)",
@@ -178,11 +179,11 @@ RECIPES = {
                   "--enforce-eager)",
         "image": "vllm/vllm-openai:v0.25.0", "vllm_version": "0.25.0", "router_version": "0.1.17",
         "model": "deepseek-ai/DeepSeek-V4-Flash-0731", "enable_tool_calling": True,
-        "speculative_flag": "--speculative-config", "features": ["reasoning_config", "blackwell_fp8_moe_backend"],
+        "speculative_flag": "--speculative-config", "features": ["reasoning_config"],
+        "moe_backend": {"value": "deep_gemm_mega_moe", "hardware_feature": "blackwell", "quantization": "fp8"},
     },
 }
 RECIPE_ALIASES = {"seed": "2026-04", "v0.25.0": "2026-08"}
-MOE_BACKEND_BLACKWELL_FP8 = "deep_gemm_mega_moe"
 SPECULATIVE_CONFIGS = {
     "mtp": {"method": "mtp", "num_speculative_tokens": "{mtp_tokens}"},
     "dspark": {"method": "dspark", "num_speculative_tokens": 7, "draft_sample_method": "probabilistic"},
