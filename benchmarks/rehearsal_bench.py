@@ -53,8 +53,8 @@ def timed(cmd, **kw):
 def plan_json():
     with tempfile.TemporaryDirectory() as d:
         playbook = Path(env().get("ANSIBLE_PLAYBOOK", "ansible-playbook"))
-        subprocess.run([str(playbook), "-i", "inventories/rehearsal", "playbooks/plan.yml", "-e", f"plan_dir={d}",
-                        "-e", "plan_print=false"], cwd=ROOT, env=env(), check=True, capture_output=True)
+        subprocess.run([str(playbook), "-i", "inventories/rehearsal", "playbooks/plan.yml", "-e", f"deepseek_v4_plan_dir={d}",
+                        "-e", "deepseek_v4_plan_print=false"], cwd=ROOT, env=env(), check=True, capture_output=True)
         return json.loads((Path(d) / "plan.json").read_text())
 
 

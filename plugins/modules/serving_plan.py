@@ -18,10 +18,12 @@ description:
     the value found and the fix (GPU sets, tensor x data parallel sizes, port clashes, KV transfer configuration,
     router connector, Think Max context length, LMCache KV cache dtype, tokenizer mode, image tags, Blackwell-only
     flags, user flags that contradict managed ones).
-  - Runs on the controller and contacts no host. When O(hosts) is omitted, the action plugin of the same name reads
+  - Implemented by the action plugin of the same name; this file holds its documentation only.
+  - Runs on the controller and contacts no host. When O(hosts) is omitted, the action plugin reads
     the hosts from the inventory groups named by O(settings) (C(prefill), C(decode), C(router), C(serving)) and the
     per-host variables C(plan_address) (default C(ansible_host)), C(plan_gpu_count), C(plan_prefill_gpus),
-    C(plan_decode_gpus) and C(plan_engine_gpus).
+    C(plan_decode_gpus) and C(plan_engine_gpus); any other C(plan_*) variable of those hosts that is not a setting
+    is refused, naming the closest real one.
 author:
   - inference.deepseek_v4 maintainers (!UNKNOWN)
 options:
@@ -30,7 +32,8 @@ options:
       - Plan settings, keyed without the C(plan_) prefix of the role variables of M(inference.deepseek_v4.serving_plan)'s
         role C(inference.deepseek_v4.plan), for example C(topology), C(hardware), C(recipe), C(image),
         C(prefill_port), C(extra_engine_args), C(decode_flag_overrides).
-      - Unknown keys are refused. Keys left out or null take the recipe, topology or hardware profile default.
+      - Unknown keys are refused, naming the closest real one. Keys left out or null take the recipe, topology or
+        hardware profile default.
     type: dict
     default: {}
   dest:
@@ -55,7 +58,7 @@ attributes:
   platform:
     support: full
     platforms: posix
-    description: Runs on the controller (or any host with Python); it contacts no inventory host.
+    description: Runs on the controller; it contacts no inventory host.
 notes:
   - The plan format is described in docs/plan-format.md of the collection.
 """
@@ -117,46 +120,8 @@ summary:
   type: list
   elements: str
 problems:
-  description: On failure, every problem found, each with host, variable, found, message and fix.
+  description: On failure, every problem found, each with host, variable, check, found, needed, message and fix.
   returned: failure
   type: list
   elements: dict
 """
-
-from ansible.module_utils.basic import AnsibleModule
-
-from ansible_collections.inference.deepseek_v4.plugins.module_utils.plan_engine import (
-    PlanError,
-    build_plan,
-    plan_json,
-    summary_lines,
-    write_if_changed,
-)
-
-
-def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            settings=dict(type="dict", default={}),
-            hosts=dict(type="list", elements="dict"),
-            dest=dict(type="path"),
-        ),
-        supports_check_mode=True,
-    )
-    if module.params["hosts"] is None:
-        module.fail_json(msg="hosts is required when the module runs without its action plugin.")
-    try:
-        plan = build_plan(module.params["settings"], module.params["hosts"])
-    except PlanError as exc:
-        module.fail_json(msg=exc.summary(), problems=[p.as_dict() for p in exc.problems], warnings_found=exc.warnings)
-    for warning in plan["warnings"]:
-        module.warn(warning)
-    result = dict(changed=False, plan=plan, summary=summary_lines(plan))
-    if module.params["dest"]:
-        result["dest"] = module.params["dest"]
-        result["changed"] = write_if_changed(module.params["dest"], plan_json(plan), module.check_mode)
-    module.exit_json(**result)
-
-
-if __name__ == "__main__":
-    main()

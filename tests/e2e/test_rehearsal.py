@@ -33,7 +33,8 @@ PREFILL, DECODE, ROUTER_UNIT = "deepseek-v4-prefill", "deepseek-v4-decode", "dee
 BASE_DIR = "/opt/deepseek-v4"
 REQUIRE = os.environ.get("DSV4_REQUIRE_REHEARSAL") == "1"
 
-pytestmark = [pytest.mark.rehearsal, pytest.mark.slow, pytest.mark.docker]
+# main_job: `make test` (and so CI) runs this rehearsal of the README's main job although it is slow.
+pytestmark = [pytest.mark.rehearsal, pytest.mark.slow, pytest.mark.main_job, pytest.mark.docker]
 
 
 def _run(cmd, **kw):

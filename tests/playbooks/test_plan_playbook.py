@@ -75,3 +75,17 @@ def test_misspelt_setting_in_group_vars_is_refused_before_any_host(tmp_path):
     assert "plan_max_model_length" in out and "did you mean plan_max_model_len?" in out
     assert "plan_prefil_gpus" in out and "did you mean plan_prefill_gpus?" in out
     assert "(2 problems)" in out and not (tmp_path / "plan.json").exists()
+
+
+def test_check_mode_reports_without_writing(tmp_path):
+    proc = play("-i", "inventories/h200_pd", "--check", "-e", "deepseek_v4_plan_dir=%s" % tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "changed=1" in proc.stdout and not (tmp_path / "plan.json").exists()
+
+
+def test_the_module_file_is_documentation_only():
+    """One implementation: the action plugin; the module file carries the documentation."""
+    with open(os.path.join(ROOT, "plugins", "modules", "serving_plan.py"), encoding="utf-8") as f:
+        text = f.read()
+    code = text.replace("from __future__ import annotations", "")
+    assert "DOCUMENTATION" in text and "def " not in code and "import " not in code

@@ -145,8 +145,8 @@ def _engine_slots(b, problems):
             per = count // reps if b.topology["gpus"] == "node" else b.topology["gpus"]
             if b.topology["split_shared"] and len(shared) > 1:
                 per = count // len(shared)
-            given = h["engine_gpus"] if role == "single" else (None if h["%s_gpus" % role] is None
-                                                                 else [h["%s_gpus" % role]])
+            own = None if role == "single" else h["%s_gpus" % role]
+            given = h["engine_gpus"] if role == "single" else (None if own is None else [own])
             n = len(given) if given is not None else (replicas if role == "single" else 1)
             if role == "single" and given is not None and len(given) != replicas:
                 problems.append(Problem(var("engine_gpus"), h["engine_gpus_raw"], "gives %d GPU set(s) but "
@@ -203,8 +203,8 @@ def _values(b, role, h, gpus, gvar, pool, ports):
     values.update(("port:%s" % kind, (port, None)) for kind, port in ports.items())
     if pool:
         values.update(dp_size=(pool["size"], gvar), start_rank=(pool["start_rank"], gvar),
-                      dp_address=(pool["address"], var("address")), rpc_port=(pool["rpc_port"],
-                                                                                var("%s_dp_rpc_port" % role)))
+                      dp_address=(pool["address"], var("address")),
+                      rpc_port=(pool["rpc_port"], var("%s_dp_rpc_port" % role)))
     if b.connector:
         kv = dict(kv_connector=b.connector["kv_connector"], **b.connector["kv_transfer"])
         seps = b.connector.get("json_separators", (",", ":"))
@@ -213,14 +213,14 @@ def _values(b, role, h, gpus, gvar, pool, ports):
 
 
 def _env(b, rdef, h, gpus, values, problems):
-    env = [(k, v) for k, v in P.ENV[b.topology["env"]]]
+    env = list(P.ENV[b.topology["env"]])
     env += _env_lines(P.ENV_BEFORE_USER, b.features, values)
     for variable in rdef["env"]:
         for key, value in b.s[variable].items():
             if str(key) in P.MANAGED_ENV:
-                problems.append(Problem(var(variable), {key: value}, "%s is derived by the plan." % key,
-                                        "remove it from %s and set %s instead." % (var(variable),
-                                                                                  P.MANAGED_ENV[str(key)]), h["name"]))
+                fix = "remove it from %s and set %s instead." % (var(variable), P.MANAGED_ENV[str(key)])
+                problems.append(Problem(var(variable), {key: value}, "%s is derived by the plan." % key, fix,
+                                        h["name"]))
             else:
                 env.append((str(key), str(value)))
     env += _env_lines((b.connector or {}).get("env", []), b.features, values)
@@ -276,12 +276,11 @@ def _engine(b, slot, pools, router_host, problems):
     local = "http://localhost:%d" % ports["api"]
     reach = local if router_host is None or router_host["name"] == h["name"] else "http://%s:%d" % (
         h["address"], ports["api"])
-    svc = service(h["name"], name, "engine", role, b.s["image"], flags.argv(), _env(b, rdef, h, gpus, values,
-                                                                                   problems),
-                  gpus, ports, container(b, [ports["api"]] if b.topology["published"] else []), reach,
+    env = _env(b, rdef, h, gpus, values, problems)
+    svc = service(h["name"], name, "engine", role, b.s["image"], flags.argv(), env, gpus, ports, container(b, [ports["api"]] if b.topology["published"] else []), reach,
                   local + "/health", rdef["order"])
-    svc.update(port_ranges=ranges, _flags=flags, _vars=dict(port_vars, gpus=gvar, overrides=overrides[-1][0],
-                                                           extra=var(rdef["extra"][-1])), _index=i)
+    port_vars.update(gpus=gvar, overrides=overrides[-1][0], extra=var(rdef["extra"][-1]))
+    svc.update(port_ranges=ranges, _flags=flags, _vars=port_vars, _index=i)
     return svc
 
 

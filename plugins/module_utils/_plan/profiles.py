@@ -198,8 +198,8 @@ FRAGMENTS = {
                   ("--reasoning-config", "{reasoning_config}", "reasoning_config")],
     "features": [("--attention_config.use_fp4_indexer_cache=True", None, "blackwell"),
                  ("--moe-backend", "{moe_backend}", "moe_backend"),
-                 ("--tool-call-parser", "deepseek_v4", "tool_calling"), ("--enable-auto-tool-choice", None,
-                                                                        "tool_calling"),
+                 ("--tool-call-parser", "deepseek_v4", "tool_calling"),
+                 ("--enable-auto-tool-choice", None, "tool_calling"),
                  ("{speculative_flag}", "{speculative_config}", "speculative")],
     # What the non-disaggregated recipes leave out unless set.
     "tail": [("--max-model-len", "{max_model_len}", "max_model_len"), ("--port", "{port}", "port_not_default"),

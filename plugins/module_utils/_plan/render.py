@@ -149,8 +149,9 @@ def summary_lines(plan_doc):
     for svc in plan_doc["services"]:
         gpus = ",".join(str(g) for g in svc["gpus"]) or "-"
         ports = ", ".join("%s=%s" % kv for kv in svc["ports"].items())
-        out += ["", "# %s on %s: %s %s, GPUs %s, ports %s" % (svc["name"], svc["host"], svc["kind"], svc["role"],
-                                                                gpus, ports)]
+        head = "# %s on %s: %s %s, GPUs %s, ports %s" % (svc["name"], svc["host"], svc["kind"], svc["role"], gpus,
+                                                          ports)
+        out += ["", head]
         out.extend(svc["command"].split("\n"))
     out += ["", "Endpoint: %s (%s on %s)" % (plan_doc["endpoint"]["url"], plan_doc["endpoint"]["service"],
                                              plan_doc["endpoint"]["host"])]

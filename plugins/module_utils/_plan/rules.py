@@ -356,8 +356,8 @@ def checkpoint_serves_request(b):
             others = sorted(m for m, c in P.CHECKPOINTS.items() if method in c["speculative"])
             alternative = [m for m in offered if m != method]
             problems.append(Problem(var("enable_%s" % method), True, "checkpoint %s has no %s head or draft "
-                                    "(it ships: %s)." % (b.s["model"], method.upper(), ", ".join(offered) or
-                                                        "none"), "%sor set plan_model to one of: %s." % (
+                                    "(it ships: %s)." % (b.s["model"], method.upper(), ", ".join(offered) or "none"),
+                                    "%sor set plan_model to one of: %s." % (
                                         "set plan_enable_%s: true instead, " % alternative[0] if alternative else "",
                                         ", ".join(others))))
     need = b.checkpoint.get("needs")
