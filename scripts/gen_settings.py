@@ -58,13 +58,15 @@ def argument_specs():
              "      - Sets the fact C(deepseek_v4_plan) that every other role of the collection consumes.",
              "    options:"]
     for name, row in profiles.SETTINGS.items():
+        # Allowed values go into the description, not a `choices` key: the plan refuses a wrong one together with
+        # every other problem of the inventory, naming the fix, where argument validation would stop at the first.
+        allowed = choices(name)
+        text = row["description"] + (" One of: %s." % ", ".join(allowed) if allowed else "")
         lines.append("      plan_%s:" % name)
-        lines += _wrapped("description", row["description"], 8)
+        lines += _wrapped("description", text, 8)
         lines.append("        type: %s" % row["type"])
         if row.get("elements"):
             lines.append("        elements: %s" % row["elements"])
-        if choices(name) and row["default"] is not None:
-            lines.append("        choices: %s" % _value(choices(name)))
         lines.append("        default: %s" % _value(row["default"]))
     return "\n".join(lines) + "\n"
 
