@@ -120,7 +120,7 @@ getpip: venv
 
 # ---------------------------------------------------------------- main job
 
-# The real playbooks/h200_pd.yml against a systemd "H200 node" container (inventories/rehearsal/): engines
+# The real playbooks/h200_pd.yml against a systemd "H200 node" container (tests/rehearsal/inventory/): engines
 # from the rehearsal image, vllm-router under systemd, the smoke test through the router. REHEARSE_ARGS go to
 # ansible-playbook, e.g. REHEARSE_ARGS='-e @overrides.yml' (a plan_decode_flag_overrides change recreates decode only).
 REHEARSE_ARGS ?=

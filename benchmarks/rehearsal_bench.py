@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Rehearsal rollout time: Ansible (playbooks/h200_pd.yml) against a bare shell script.
 
-Runs on the local Docker engine (see inventories/rehearsal/):
+Runs on the local Docker engine (see tests/rehearsal/inventory/):
   1. from a clean node: scripts/rehearse.sh (the real playbook)            -> first run
   2. scripts/rehearse.sh again (nothing to change)                          -> no-op re-run
   3. from a clean node: a bare shell script with the same container and router commands, generated from the
@@ -53,7 +53,7 @@ def timed(cmd, **kw):
 def plan_json():
     with tempfile.TemporaryDirectory() as d:
         playbook = Path(env().get("ANSIBLE_PLAYBOOK", "ansible-playbook"))
-        subprocess.run([str(playbook), "-i", "inventories/rehearsal", "playbooks/plan.yml", "-e", f"deepseek_v4_plan_dir={d}",
+        subprocess.run([str(playbook), "-i", "tests/rehearsal/inventory", "playbooks/plan.yml", "-e", f"deepseek_v4_plan_dir={d}",
                         "-e", "deepseek_v4_plan_print=false"], cwd=ROOT, env=env(), check=True, capture_output=True)
         return json.loads((Path(d) / "plan.json").read_text())
 

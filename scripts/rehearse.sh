@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# CPU rehearsal of playbooks/h200_pd.yml on the local Docker engine (see inventories/rehearsal/).
+# CPU rehearsal of playbooks/h200_pd.yml on the local Docker engine (see tests/rehearsal/inventory/).
 #
 #   scripts/rehearse.sh              build missing images, create the node container, run the rollout
 #   scripts/rehearse.sh --teardown   run playbooks/teardown.yml against the node (rehearsal-teardown)
@@ -113,13 +113,13 @@ case "$ACTION" in
     ensure_node
     install_doubles
     mkdir -p rehearsal-out
-    "$ANSIBLE_PLAYBOOK" -i inventories/rehearsal playbooks/h200_pd.yml "$@"
+    "$ANSIBLE_PLAYBOOK" -i tests/rehearsal/inventory playbooks/h200_pd.yml "$@"
     ;;
   teardown|destroy)
     DSV4_REHEARSAL_IMAGE=${DSV4_REHEARSAL_IMAGE:-$(bash scripts/build-rehearsal-image.sh --print)}
     export DSV4_REHEARSAL_IMAGE
     if node_running; then
-      "$ANSIBLE_PLAYBOOK" -i inventories/rehearsal playbooks/teardown.yml "$@"
+      "$ANSIBLE_PLAYBOOK" -i tests/rehearsal/inventory playbooks/teardown.yml "$@"
     else
       echo "node container $NODE is not running: nothing to tear down with Ansible"
     fi

@@ -1,4 +1,4 @@
-"""End-to-end CPU rehearsal of playbooks/h200_pd.yml (scripts/rehearse.sh, inventories/rehearsal/).
+"""End-to-end CPU rehearsal of playbooks/h200_pd.yml (scripts/rehearse.sh, tests/rehearsal/inventory/).
 
 From a clean state: roll out (GPU preflight and RDMA checks against the node's hardware doubles, engines,
 router, smoke test), check the smoke test passed through the router with the answer checks of a real
