@@ -28,11 +28,26 @@ def test_every_role_has_argument_specs():
     assert all_roles == ROLES
 
 
+def role_options(role):
+    """Options of every entry point of a role (main, and tasks_from entry points such as _common's home);
+    an option documented by several entry points is documented the same way in each."""
+    specs = load("roles", role, "meta", "argument_specs.yml")["argument_specs"]
+    # Public roles are used as roles: they have a main entry point. Internal roles (_name) may have only
+    # tasks_from entry points.
+    assert role.startswith("_") or "main" in specs, role
+    options = {}
+    for entry, spec in specs.items():
+        assert spec.get("short_description"), (role, entry)
+        for name, option in (spec.get("options") or {}).items():
+            assert options.setdefault(name, option) == option, (role, entry, name)
+    return options
+
+
 @pytest.mark.parametrize("role", ROLES)
 def test_argument_specs_match_defaults(role):
     defaults = load("roles", role, "defaults", "main.yml") if os.path.exists(
         os.path.join(ROOT, "roles", role, "defaults", "main.yml")) else {}
-    options = load("roles", role, "meta", "argument_specs.yml")["argument_specs"]["main"].get("options", {})
+    options = role_options(role)
     assert sorted(defaults) == sorted(k for k, v in options.items() if "default" in v or not v.get("required"))
     for name, value in defaults.items():
         assert name.startswith(role + "_"), "%s is not prefixed with the role name" % name
