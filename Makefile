@@ -7,8 +7,8 @@
 #   make lint      ansible-lint (production profile, offline)
 #   make sanity    ansible-test sanity on a copy of the collection under build/
 #   make units     ansible-test units on the same copy (tests/unit/)
-#   make pytest    pytest on everything under tests/ except tests/unit/
-#   make e2e       the end-to-end rehearsal tests alone (slow; `make test PYTEST_ARGS=` includes them)
+#   make pytest    pytest on tests/ except tests/unit/: the fast tests and the h200_pd rehearsal (marker main_job)
+#   make e2e       the end-to-end rehearsal tests alone, the slow ones `make test` leaves out included
 #   make molecule  every scenario under extensions/molecule/*/ (docker driver)
 #   make test      all of the above, with a summary (the CI entry point)
 #
@@ -39,7 +39,8 @@ DEP_COLLECTIONS := community/docker community/general ansible/posix
 LOG_DIR := build/logs
 
 APT_PACKAGES ?= docker.io debootstrap rsync git ca-certificates python3-venv procps iproute2 make shellcheck
-# The h200_pd rehearsal (marker main_job) is slow but always runs: CI must never let the main job break silently.
+# The h200_pd rehearsal (tests/e2e/test_rehearsal.py, marker main_job) is slow but always runs: CI must never let
+# the main job break silently. The other slow tests run in `make e2e` (or with PYTEST_ARGS=).
 PYTEST_ARGS ?= -m "not slow or main_job"
 # pip warns once per package about each configured find-links location that is absent.
 PIP_NOISE := ^WARNING: Location '.*' is ignored
@@ -175,7 +176,8 @@ units: venv getpip collection-copy
 	  cd $(BUILD_COLLECTION) && $(BIN)/ansible-test units --venv --python $(PY_VERSION) --color no; \
 	fi
 
-pytest: venv link
+# docker, the images and the vLLM venv: the rehearsal and the parser tests need them (a no-op when present).
+pytest: venv link docker base-image rehearsal-image vllm-venv
 	@mkdir -p $(LOG_DIR)
 	@# The output is kept so that `make test` can repeat pytest's closing line last.
 	@# The rehearsal fails rather than skips when Docker or its images are missing (setup builds them).
@@ -187,12 +189,13 @@ pytest: venv link
 DSV4_MOLECULE_ID ?= $(shell printf '%s' "$(CURDIR)" | sha256sum | cut -c1-8)
 MOLECULE_LOCK ?= /tmp/inference.deepseek_v4-molecule.lock
 
-# rehearsal-image: the vllm_engine scenario runs the engines from it.
-# The end-to-end rehearsal tests (slow: real vLLM CPU engines start): rollout, re-run, decode change, teardown;
-# the prefill/decode flow through the real router.
+# The end-to-end rehearsal tests (slow: real vLLM CPU engines start): rollout, re-run, decode change, teardown
+# (also in `make test`); the prefill/decode flow through the real router.
 e2e: venv link docker base-image rehearsal-image
 	DSV4_REQUIRE_REHEARSAL=1 $(BIN)/pytest tests/e2e tests/rehearsal -m rehearsal -rP
 
+# Settings shared by every scenario: extensions/molecule/config.yml (molecule's base config for the collection).
+# rehearsal-image: the vllm_engine scenario runs the engines from it.
 molecule: venv link base-image rehearsal-image
 	@scenarios=$$(for f in extensions/molecule/*/molecule.yml; do [ -f "$$f" ] && basename "$$(dirname "$$f")"; done || true); \
 	if [ -z "$$scenarios" ]; then echo "molecule: no scenarios under extensions/molecule/"; exit 0; fi; \
