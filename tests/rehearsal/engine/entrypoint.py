@@ -204,6 +204,10 @@ def inner_argv(parsed: dict[str, Any], port: int) -> list[str]:
         "--max-num-batched-tokens", INNER_MAX_MODEL_LEN,
         "--max-num-seqs", str(min(parsed.get("max_num_seqs") or 8, 8)),
         "--enforce-eager",
+        # float32: vLLM's CPU backend picks AMX kernels for bfloat16 wherever CPUID reports AMX tiles, and on
+        # virtualised hosts that report them without enabling their state the worker dies with SIGILL (exit -4)
+        # on the first forward pass. The tiny model does not need bfloat16.
+        "--dtype", "float32",
         "--distributed-executor-backend", "uni",
         "--kv-cache-memory-bytes", INNER_KV_CACHE_BYTES,
     ]
