@@ -5,7 +5,8 @@
 
 Nothing here imports Ansible: the functions take the text printed by ``nvidia-smi``,
 ``nv-fabricmanager``, ``nvidia-ctk`` and ``docker info`` and return plain data, and
-``evaluate`` compares such facts with the requirements of a hardware profile.
+``evaluate`` compares such facts with the requirements of a hardware profile, returning
+the collection's one problem shape (``module_utils/_problem.py``).
 """
 
 from __future__ import absolute_import, division, print_function
@@ -16,7 +17,9 @@ import json
 import re
 import xml.etree.ElementTree as ET
 
-# The fields the gpu_facts module asks nvidia-smi for, in this order.
+from ansible_collections.inference.deepseek_v4.plugins.module_utils._problem import Problem
+
+# The fields the gpu_info module asks nvidia-smi for, in this order.
 QUERY_FIELDS = (
     "index",
     "name",
@@ -277,8 +280,27 @@ def merge_gpus(query_gpus, xml_gpus):
 # Evaluation
 # ---------------------------------------------------------------------------------------------
 
+# What each check's failure means, in a few words (the Problem's message).
+MESSAGES = {
+    "nvidia_smi": "nvidia-smi is missing or fails",
+    "gpu_count": "fewer GPUs than this host needs",
+    "gpu_model": "GPU model not of the hardware profile",
+    "driver_version": "NVIDIA driver too old",
+    "cuda_version": "the driver supports too old a CUDA",
+    "gpu_memory": "too little memory per GPU",
+    "compute_capability": "compute capability too low",
+    "mig_mode": "MIG is enabled",
+    "fabricmanager": "Fabric Manager not active on an NVSwitch system",
+    "fabricmanager_version": "Fabric Manager version differs from the driver",
+    "imex_channels": "no IMEX channel",
+    "container_runtime": "no Docker engine with the NVIDIA container toolkit",
+    "architecture": "CPU architecture differs from the engine image's",
+    "disk_space": "too little free disk for the weights",
+}
+
+
 def _failure(host, check, found, needed, fix):
-    return {"host": host, "check": check, "found": found, "needed": needed, "fix": fix}
+    return Problem(None, found, MESSAGES[check], fix, host=host, needed=needed, check=check)
 
 
 def _fmt_bytes(value):
@@ -288,9 +310,9 @@ def _fmt_bytes(value):
 
 
 def evaluate(facts, req):
-    """Compare gpu_facts output with requirements; return a list of failures.
+    """Compare gpu_info output with requirements; return a list of Problems (empty: the host passes).
 
-    ``facts`` is the ``gpu_facts`` module result (``gpus``, ``driver_version``, ``nvswitch``,
+    ``facts`` is the ``gpu_info`` module result (``gpus``, ``driver_version``, ``nvswitch``,
     ``fabricmanager``, ``imex``, ``container_toolkit``, ``docker``, ``architecture``, ``disk``).
     ``req`` keys (all optional; a missing or ``None`` key skips its check):
 
@@ -301,15 +323,16 @@ def evaluate(facts, req):
     ``require_container_runtime``, ``arch``, ``disk_required_bytes`` (free bytes needed at the weights
     cache), or ``weights_size_bytes`` with ``disk_headroom_bytes`` (needed = size - bytes already cached + headroom).
 
-    Each failure is a dict with ``host``, ``check``, ``found``, ``needed``, ``fix``.
+    Each Problem names the ``check`` that failed, the ``host``, what was ``found``, what is ``needed``, a short
+    ``message`` and the ``fix``; ``variable`` is None (the host, not a setting, is at fault).
     """
     host = req.get("host")
-    failures = []
+    problems = []
     gpus = facts.get("gpus") or []
     driver = facts.get("driver_version")
 
     if not facts.get("nvidia_smi"):
-        failures.append(_failure(
+        problems.append(_failure(
             host, "nvidia_smi", "nvidia-smi not found or not working (%s)" % (facts.get("nvidia_smi_error") or "absent"),
             "a working NVIDIA driver with nvidia-smi",
             "install the NVIDIA data-center driver (>= %s, open kernel modules) and reboot" % (req.get("min_driver") or "580")))
@@ -320,7 +343,7 @@ def evaluate(facts, req):
     if indices:
         needed_count = max(needed_count, max(indices) + 1)
     if needed_count and len(gpus) < needed_count:
-        failures.append(_failure(
+        problems.append(_failure(
             host, "gpu_count", "%d GPUs" % len(gpus),
             "%d GPUs%s" % (needed_count, (" (indices %s assigned by the plan)" % ",".join(str(i) for i in indices)) if indices else ""),
             "check `nvidia-smi -L` and `dmesg | grep -i nvrm` for a GPU that fell off the bus (Xid 79), "
@@ -331,7 +354,7 @@ def evaluate(facts, req):
     if allowed and gpus:
         bad = sorted(set(g.get("name") or "unknown" for g in gpus if (g.get("name") or "") not in allowed))
         if bad:
-            failures.append(_failure(
+            problems.append(_failure(
                 host, "gpu_model", ", ".join(bad), "one of: %s" % ", ".join(allowed),
                 "run on hosts of the hardware profile's GPU model or choose the matching hardware profile in the plan"))
 
@@ -339,13 +362,13 @@ def evaluate(facts, req):
     min_driver = req.get("min_driver")
     if min_driver and facts.get("nvidia_smi"):
         if not version_at_least(driver, min_driver):
-            failures.append(_failure(
+            problems.append(_failure(
                 host, "driver_version", driver or "unknown", ">= %s (CUDA 13 images)" % min_driver,
                 "install NVIDIA driver branch %s or newer (with the matching nvidia-fabricmanager on NVSwitch systems) and reboot" % min_driver))
 
     min_cuda = req.get("min_cuda")
     if min_cuda and facts.get("nvidia_smi") and not version_at_least(facts.get("cuda_version"), min_cuda):
-        failures.append(_failure(
+        problems.append(_failure(
             host, "cuda_version", facts.get("cuda_version") or "unknown", ">= %s" % min_cuda,
             "upgrade the driver: the CUDA version nvidia-smi shows is the newest the driver supports"))
 
@@ -354,7 +377,7 @@ def evaluate(facts, req):
     if min_mem and gpus:
         small = [g for g in gpus if (g.get("memory_total_mib") or 0) < min_mem]
         if small:
-            failures.append(_failure(
+            problems.append(_failure(
                 host, "gpu_memory",
                 ", ".join("GPU %s: %s MiB" % (g.get("index"), g.get("memory_total_mib")) for g in small),
                 ">= %d MiB per GPU" % min_mem,
@@ -365,7 +388,7 @@ def evaluate(facts, req):
     if min_cc and gpus:
         low = [g for g in gpus if g.get("compute_cap") and not version_at_least(g.get("compute_cap"), min_cc)]
         if low:
-            failures.append(_failure(
+            problems.append(_failure(
                 host, "compute_capability",
                 ", ".join("GPU %s: %s" % (g.get("index"), g.get("compute_cap")) for g in low),
                 ">= %s" % min_cc, "use GPUs of the hardware profile's architecture"))
@@ -374,7 +397,7 @@ def evaluate(facts, req):
     if req.get("require_mig_disabled", True) and gpus:
         mig = [g for g in gpus if g.get("mig_enabled")]
         if mig:
-            failures.append(_failure(
+            problems.append(_failure(
                 host, "mig_mode", "MIG enabled on GPU %s" % ",".join(str(g.get("index")) for g in mig),
                 "MIG disabled on every GPU",
                 "stop GPU clients, run `nvidia-smi -i <index> -mig 0` for each listed GPU, then reset the GPUs or reboot"))
@@ -388,7 +411,7 @@ def evaluate(facts, req):
     if needs_fm:
         fm = facts.get("fabricmanager") or {}
         if not fm.get("active"):
-            failures.append(_failure(
+            problems.append(_failure(
                 host, "fabricmanager", "nvidia-fabricmanager %s" % (fm.get("state") or "not installed"),
                 "nvidia-fabricmanager active (NVSwitch system; otherwise CUDA error 802)",
                 "install nvidia-fabricmanager matching driver %s and run `systemctl enable --now nvidia-fabricmanager`"
@@ -396,7 +419,7 @@ def evaluate(facts, req):
         if req.get("require_fabricmanager_version_match", True) and (fm.get("installed") or fm.get("version")):
             fm_version = fm.get("version")
             if fm_version is None or (driver and fm_version != driver):
-                failures.append(_failure(
+                problems.append(_failure(
                     host, "fabricmanager_version", fm_version or "unknown",
                     "%s (equal to the driver)" % (driver or "the driver version"),
                     "install nvidia-fabricmanager %s (same version as the driver), then restart nvidia-fabricmanager"
@@ -406,7 +429,7 @@ def evaluate(facts, req):
     if req.get("imex"):
         channels = (facts.get("imex") or {}).get("channels") or []
         if not channels:
-            failures.append(_failure(
+            problems.append(_failure(
                 host, "imex_channels", "no IMEX channel devices",
                 "/dev/nvidia-caps-imex-channels/channel0 (multi-node NVLink on GB200)",
                 "start nvidia-imex and create the channel: `mknod /dev/nvidia-caps-imex-channels/channel0 c "
@@ -418,11 +441,11 @@ def evaluate(facts, req):
         docker = facts.get("docker") or {}
         toolkit = facts.get("container_toolkit") or {}
         if not docker.get("available"):
-            failures.append(_failure(
+            problems.append(_failure(
                 host, "container_runtime", "docker not answering (%s)" % (docker.get("error") or "docker not installed"),
                 "a running Docker engine", "install Docker and run `systemctl enable --now docker`"))
         elif not (toolkit.get("hook") or toolkit.get("container_cli_version") or docker.get("nvidia_runtime")):
-            failures.append(_failure(
+            problems.append(_failure(
                 host, "container_runtime", "Docker without the NVIDIA container toolkit",
                 "nvidia-container-toolkit (docker run --gpus all)",
                 "install nvidia-container-toolkit, run `nvidia-ctk runtime configure --runtime=docker` and restart docker"))
@@ -431,7 +454,7 @@ def evaluate(facts, req):
     arch = normalize_arch(req.get("arch"))
     found_arch = normalize_arch(facts.get("architecture"))
     if arch and found_arch and arch != found_arch:
-        failures.append(_failure(
+        problems.append(_failure(
             host, "architecture", found_arch, "%s (the engine image platform)" % arch,
             "run this hardware profile on %s hosts or select the profile and image built for %s" % (arch, found_arch)))
 
@@ -444,18 +467,9 @@ def evaluate(facts, req):
     if required:
         free = disk.get("free_bytes")
         if free is None or free < required:
-            failures.append(_failure(
+            problems.append(_failure(
                 host, "disk_space", "%s free at %s" % (_fmt_bytes(free), disk.get("checked_path") or disk.get("path") or "?"),
                 "%s free for the weights at %s" % (_fmt_bytes(required), disk.get("path") or "?"),
                 "free space or point the weights cache directory (plan weights.cache_dir) at a larger volume"))
 
-    return failures
-
-
-def format_failures(failures):
-    """One readable line per failure."""
-    lines = []
-    for item in failures:
-        lines.append("%s: %s: found %s; needed %s; fix: %s"
-                     % (item.get("host"), item.get("check"), item.get("found"), item.get("needed"), item.get("fix")))
-    return lines
+    return problems

@@ -1,9 +1,11 @@
 # -*- coding: utf-8 -*-
 # Copyright: inference.deepseek_v4 maintainers
 # Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)
-"""Pure helpers for RDMA host facts: sysfs, ``ibv_devinfo``, ``/proc/modules`` and ``/proc/<pid>/limits``.
+"""Pure helpers for RDMA host facts: sysfs, ``ibv_devinfo``, ``/proc/modules``, ``/proc/<pid>/limits`` and the
+listening TCP sockets (``ss -Hltnp``, else ``/proc/net/tcp*``), and the checks of a host for KV transfer.
 
-No Ansible imports: everything takes a path or text and returns plain data.
+No Ansible imports: everything takes a path or text and returns plain data; the checks return the collection's one
+problem shape (``module_utils/_problem.py``).
 """
 
 from __future__ import absolute_import, division, print_function
@@ -12,6 +14,8 @@ __metaclass__ = type
 
 import os
 import re
+
+from ansible_collections.inference.deepseek_v4.plugins.module_utils._problem import Problem
 
 RDMA_LINK_LAYERS = ("InfiniBand", "Ethernet")
 
@@ -163,28 +167,109 @@ def parse_limits(text, name="Max locked memory"):
     return {"soft": None, "hard": None, "unit": None, "unlimited": False}
 
 
-def transfer_problems(facts, protocol, device_names=None, variable="rdma_mooncake_protocol"):
-    """Why the host cannot carry KV transfer over ``protocol``; an empty list when it can.
+def transfer_problems(facts, require_rdma, device_names=None, host=None, protocol_variable=None):
+    """Why the host cannot carry KV transfer over RDMA; an empty list when it can or RDMA is not required.
 
-    ``protocol`` ``tcp`` needs nothing. ``rdma`` needs an ACTIVE port, and every device named in
-    ``device_names`` (Mooncake ``device_name``) must have one.
+    With ``require_rdma`` the host needs an ACTIVE InfiniBand/RoCE port, and every device named in ``device_names``
+    (Mooncake ``device_name``) one of its own. ``protocol_variable``, when given, is the setting that moves the
+    transfer to TCP instead (named in the fix).
     """
     problems = []
-    if protocol != "rdma":
+    if not require_rdma:
         return problems
     active = facts.get("active_ports") or []
     if not active:
         found = ", ".join("%s/%s %s (%s)" % (dev, port, info.get("state"), info.get("link_layer"))
                           for dev, info_dev in sorted((facts.get("devices") or {}).items())
                           for port, info in sorted(info_dev["ports"].items())) or "no RDMA devices"
-        problems.append(
-            "no ACTIVE RDMA port (found: %s); needed: at least one ACTIVE InfiniBand or RoCE port for "
-            "mooncake_protocol rdma; fix: bring a port up (cabling, subnet manager `opensm`, `ip link set <netdev> up`), "
-            "or set %s to use TCP transfer (slower, not validated for DeepSeek-V4)"
-            % (found, ("%s: false" % variable) if variable.endswith("_required") else ("%s: tcp" % variable)))
+        fix = "bring a port up (cabling, subnet manager `opensm`, `ip link set <netdev> up`)"
+        if protocol_variable:
+            fix += " or set %s: tcp (slower, not validated for DeepSeek-V4)" % protocol_variable
+        problems.append(Problem(
+            None, found, "no ACTIVE RDMA port for the KV transfer", fix, host=host, check="rdma_port",
+            needed="at least one ACTIVE InfiniBand or RoCE port"))
     for name in device_names or []:
         if not any(item.startswith(name + "/") for item in active):
-            problems.append(
-                "RDMA device %s named in the Mooncake device_name has no ACTIVE port (active: %s); "
-                "fix: correct the device list or bring the device up" % (name, ", ".join(active) or "none"))
+            problems.append(Problem(
+                None, "%s without an ACTIVE port (active: %s)" % (name, ", ".join(active) or "none"),
+                "an RDMA device the transfer engine is told to use is not up", "correct the device list or bring "
+                "the device up", host=host, check="rdma_device", needed="an ACTIVE port on %s" % name))
+    return problems
+
+
+def peermem_problems(facts, require_peermem, host=None):
+    """``nvidia_peermem`` must be loaded when GPU memory is registered through it (the plan's ``transfer.peermem``)."""
+    if not require_peermem or (facts.get("kernel_modules") or {}).get("nvidia_peermem"):
+        return []
+    return [Problem(
+        None, "nvidia_peermem not in /proc/modules", "GPUDirect RDMA kernel module not loaded",
+        "install the NVIDIA driver's nvidia-peermem module (part of the driver since 470) and run "
+        "`modprobe nvidia_peermem`", host=host, check="nvidia_peermem",
+        needed='nvidia_peermem loaded (WITH_NVIDIA_PEERMEM=1; else "Failed to register memory ... Bad address [14]")')]
+
+
+def _port_of(address):
+    """``0.0.0.0:8998``, ``[::]:8998``, ``*:8998``, ``127.0.0.53%lo:53`` -> the port number, None when unreadable."""
+    match = re.search(r":(\d+)$", address)
+    return int(match.group(1)) if match else None
+
+
+def parse_ss_listeners(text):
+    """``ss -Hltnp`` -> ``[{"port", "address", "process"}]`` (process: the ``users:(...)`` column or None)."""
+    listeners = []
+    for line in text.splitlines():
+        parts = line.split()
+        # State Recv-Q Send-Q Local:Port Peer:Port [Process]
+        if len(parts) < 5:
+            continue
+        port = _port_of(parts[3])
+        if port is None:
+            continue
+        listeners.append({"port": port, "address": parts[3], "process": " ".join(parts[5:]) or None})
+    return listeners
+
+
+def parse_proc_net_tcp(text):
+    """``/proc/net/tcp`` or ``tcp6`` -> the listening sockets as ``parse_ss_listeners`` returns them (no process)."""
+    listeners = []
+    for line in text.splitlines()[1:]:
+        parts = line.split()
+        if len(parts) < 4 or parts[3] != "0A":  # 0A: TCP_LISTEN
+            continue
+        address, _sep, port = parts[1].rpartition(":")
+        if len(address) == 8:  # IPv4, little-endian hex
+            address = ".".join(str(int(address[i:i + 2], 16)) for i in (6, 4, 2, 0))
+        listeners.append({"port": int(port, 16), "address": "%s:%d" % (address, int(port, 16)), "process": None})
+    return listeners
+
+
+def port_label(entry):
+    """``8998 (mooncake_bootstrap of deepseek-v4-prefill)``; a range shows ``first-last``."""
+    first, last = int(entry["first"]), int(entry.get("last") or entry["first"])
+    span = "" if first == last else " %d-%d" % (first, last)
+    return "%s%s of %s" % (entry.get("name") or "port", span, entry.get("service") or "this host")
+
+
+def port_problems(listeners, ports, own_services=(), host=None):
+    """A Problem per port of ``ports`` (each ``first``..``last``, with ``service``, ``name``, ``variable``) that a
+    listener in ``listeners`` holds, unless its service is in ``own_services`` (its own container runs)."""
+    by_port = {}
+    for item in listeners:
+        by_port.setdefault(item["port"], []).append(item)
+    problems = []
+    for entry in ports:
+        if entry.get("service") in own_services:
+            continue
+        first, last = int(entry["first"]), int(entry.get("last") or entry["first"])
+        for port in range(first, last + 1):
+            held = by_port.get(port)
+            if not held:
+                continue
+            found = "port %d (%s) held by %s" % (port, port_label(entry), " | ".join(
+                "%s %s" % (item["address"], item["process"] or "(process unknown)") for item in held))
+            variable = entry.get("variable")
+            problems.append(Problem(
+                None, found, "a KV transfer port is in use",
+                "stop that process or move the port (%s)" % (variable or "the plan's port setting"),
+                host=host, check="transfer_port", needed="free"))
     return problems

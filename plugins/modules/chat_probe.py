@@ -21,17 +21,15 @@ description:
   - Run it with an interpreter that has the C(openai) package, for example a virtualenv on the target.
 author:
   - inference.deepseek_v4 maintainers (!UNKNOWN)
+extends_documentation_fragment:
+  - inference.deepseek_v4._attributes
+  - inference.deepseek_v4._attributes.target_module
 attributes:
   check_mode:
     support: full
-    description: In check mode no request is sent and the probe reports itself skipped.
-  diff_mode:
-    support: none
-    description: The module reports no diff.
+    details: In check mode no request is sent and the probe reports itself skipped.
   platform:
-    platforms: posix
-    support: full
-    description: Runs on any host that reaches the endpoint.
+    details: Runs on any host that reaches the endpoint.
 options:
   base_url:
     description: Base URL of the OpenAI API, ending in C(/v1).

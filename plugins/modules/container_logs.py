@@ -20,13 +20,11 @@ author:
   - inference.deepseek_v4 maintainers (!UNKNOWN)
 extends_documentation_fragment:
   - community.docker.docker.api_documentation
+  - inference.deepseek_v4._attributes
+  - inference.deepseek_v4._attributes.info_module
 attributes:
-  check_mode:
-    support: full
-    description: Only reads; it runs in check mode too.
-  diff_mode:
-    support: none
-    description: The module reports no diff.
+  platform:
+    details: Hosts with a Docker daemon.
 options:
   name:
     description: Container name or ID.

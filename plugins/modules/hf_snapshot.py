@@ -106,17 +106,12 @@ options:
     type: bool
     default: false
 extends_documentation_fragment:
-  - ansible.builtin.action_common_attributes
+  - inference.deepseek_v4._attributes
+  - inference.deepseek_v4._attributes.target_module
 attributes:
   check_mode:
     support: full
     details: Reports the files and bytes that would be fetched or linked; fetches and writes nothing.
-  diff_mode:
-    support: none
-    description: The module reports no diff.
-  platform:
-    support: full
-    platforms: posix
 requirements:
   - huggingface_hub >= 1.0 on the target (the role M(inference.deepseek_v4.hf_cache) installs it in a virtualenv)
 notes:

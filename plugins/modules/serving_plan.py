@@ -29,9 +29,9 @@ author:
 options:
   settings:
     description:
-      - Plan settings, keyed without the C(plan_) prefix of the role variables of M(inference.deepseek_v4.serving_plan)'s
-        role C(inference.deepseek_v4.plan), for example C(topology), C(hardware), C(recipe), C(image),
-        C(prefill_port), C(extra_engine_args), C(decode_flag_overrides).
+      - Plan settings, keyed as the variables of the role C(inference.deepseek_v4.plan) without their C(plan_) prefix,
+        for example C(topology), C(hardware), C(recipe), C(image), C(prefill_port), C(extra_engine_args),
+        C(decode_flag_overrides).
       - Unknown keys are refused, naming the closest real one. Keys left out or null take the recipe, topology or
         hardware profile default.
     type: dict
@@ -48,17 +48,13 @@ options:
       - Filled from the inventory by the action plugin when omitted.
     type: list
     elements: dict
+extends_documentation_fragment:
+  - inference.deepseek_v4._attributes
+  - inference.deepseek_v4._attributes.controller_action
 attributes:
   check_mode:
     support: full
-    description: Check mode returns the same plan and reports whether O(dest) would change, without writing it.
-  diff_mode:
-    support: none
-    description: The module reports no diff.
-  platform:
-    support: full
-    platforms: posix
-    description: Runs on the controller; it contacts no inventory host.
+    details: Check mode returns the same plan and reports whether O(dest) would change, without writing it.
 notes:
   - The plan format is described in docs/plan-format.md of the collection.
 """

@@ -19,7 +19,7 @@ def test_report_of_the_healthy_host():
     path, data = report("reports")
     assert oct(os.stat(path).st_mode & 0o777) == "0o644"
     assert data["host"] == HOST
-    assert data["status"] == "pass" and data["failures"] == []
+    assert data["status"] == "pass" and data["problems"] == []
     found = data["found"]
     assert found["gpu_count"] == 8
     assert set(g["name"] for g in found["gpus"]) == {"NVIDIA H200"}
@@ -29,6 +29,8 @@ def test_report_of_the_healthy_host():
     assert found["container_toolkit"]["ctk_version"] == "1.17.8"
     assert found["docker"]["available"] is True and "nvidia" in found["docker"]["runtimes"]
     assert found["architecture"] == "x86_64"
+    # ~/ of the plan's cache directory: the home of the user that runs the containers, resolved on the host.
+    assert found["weights_cache_dir"] == "/root/.cache/huggingface"
     req = data["requirements"]
     assert req["gpu_indices"] == list(range(8))
     assert req["gpu_names"] == ["NVIDIA H200"] and req["min_driver"] == "580"
@@ -38,11 +40,14 @@ def test_report_of_the_healthy_host():
 def test_report_of_the_failing_host_lists_every_problem():
     _path, data = report("reports-failing")
     assert data["status"] == "fail"
-    checks = set(f["check"] for f in data["failures"])
+    checks = set(p["check"] for p in data["problems"])
     assert {"driver_version", "mig_mode", "fabricmanager"} <= checks
-    for failure in data["failures"]:
-        assert failure["host"] == HOST
-        assert failure["found"] and failure["needed"] and failure["fix"]
+    for problem in data["problems"]:
+        assert set(problem) == {"host", "variable", "check", "found", "needed", "message", "fix"}
+        assert problem["host"] == HOST
+        assert problem["found"] and problem["needed"] and problem["message"] and problem["fix"]
+    # The given gpu_preflight_home_dir stands for ~/.
+    assert data["found"]["weights_cache_dir"] == "/srv/preflight-home/.cache/huggingface"
 
 
 def test_check_mode_wrote_no_report():

@@ -28,5 +28,6 @@ def test_verbs_provider_library(host):
     assert host.run("ldconfig -p | grep -q libmlx5.so.1").rc == 0
 
 
-def test_squatter_gone(host):
-    assert not host.socket("tcp://0.0.0.0:8998").is_listening
+@pytest.mark.parametrize("port", [8998, 5559])
+def test_squatters_gone(host, port):
+    assert not host.socket("tcp://0.0.0.0:%d" % port).is_listening

@@ -13,6 +13,7 @@ import os
 import pytest
 
 from ansible_collections.inference.deepseek_v4.plugins.module_utils import gpu_inventory as inv
+from ansible_collections.inference.deepseek_v4.plugins.module_utils._problem import summary
 
 PROFILES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "doubles", "nvidia_smi_profiles")
 
@@ -30,7 +31,7 @@ def read(profile, name):
 
 
 def facts_from_fixture(profile):
-    """What gpu_facts returns on the fixture host, built from the recorded outputs and host.json."""
+    """What gpu_info returns on the fixture host, built from the recorded outputs and host.json."""
     host = json.loads(read(profile, "host.json"))
     banner = inv.parse_banner(read(profile, "banner.txt"))
     xml = inv.parse_smi_xml(read(profile, "q.xml"))
@@ -72,12 +73,13 @@ CASES = [
 
 @pytest.mark.parametrize("profile,req,expected", CASES, ids=[c[0] for c in CASES])
 def test_evaluate_fixture_hosts(profile, req, expected):
-    failures = inv.evaluate(facts_from_fixture(profile), dict(req, host=profile))
-    assert set(f["check"] for f in failures) == expected
-    for failure in failures:
-        assert failure["host"] == profile
-        for key in ("found", "needed", "fix"):
-            assert failure[key], (failure["check"], key)
+    problems = inv.evaluate(facts_from_fixture(profile), dict(req, host=profile))
+    assert set(p.check for p in problems) == expected
+    for problem in problems:
+        assert problem.host == profile and problem.variable is None
+        for key in ("found", "needed", "message", "fix"):
+            assert getattr(problem, key), (problem.check, key)
+        assert set(problem.as_dict()) == {"host", "variable", "check", "found", "needed", "message", "fix"}
 
 
 def test_every_profile_is_covered():
@@ -85,18 +87,22 @@ def test_every_profile_is_covered():
 
 
 def test_failure_details_name_the_problem():
-    failures = {f["check"]: f for f in inv.evaluate(facts_from_fixture("h200_driver570_mig_on"), H200)}
+    failures = {p.check: p.as_dict() for p in inv.evaluate(facts_from_fixture("h200_driver570_mig_on"), H200)}
     assert failures["driver_version"]["found"] == "570.172.08"
     assert "580" in failures["driver_version"]["needed"]
     assert "GPU 0" in failures["mig_mode"]["found"]
     assert "-mig 0" in failures["mig_mode"]["fix"]
-    mismatch = {f["check"]: f for f in inv.evaluate(facts_from_fixture("h200_fm_mismatch"), H200)}
+    mismatch = {p.check: p.as_dict() for p in inv.evaluate(facts_from_fixture("h200_fm_mismatch"), H200)}
     assert mismatch["fabricmanager_version"]["found"] == "580.82.07"
     assert mismatch["fabricmanager_version"]["needed"].startswith("580.95.05")
-    mig = {f["check"]: f for f in inv.evaluate(facts_from_fixture("h200_mig_on"), H200)}
+    mig = {p.check: p.as_dict() for p in inv.evaluate(facts_from_fixture("h200_mig_on"), H200)}
     assert mig["mig_mode"]["found"] == "MIG enabled on GPU 2,5"
-    lines = inv.format_failures(inv.evaluate(facts_from_fixture("h100_1"), dict(H200, host="node-9")))
-    assert all(line.startswith("node-9: ") for line in lines)
+    lines = [str(p) for p in inv.evaluate(facts_from_fixture("h100_1"), dict(H200, host="node-9"))]
+    assert all(line.startswith("host node-9: ") for line in lines)
+    text = summary(inv.evaluate(facts_from_fixture("h200_driver570"), dict(H200, host="node-9")),
+                   what="GPU preflight failed on node-9", consequence="fix them before serving")
+    assert text.splitlines()[0] == "GPU preflight failed on node-9 (1 problem); fix them before serving:"
+    assert "driver_version: found 570.172.08; needed >= 580" in text and "Fix: install NVIDIA driver" in text
 
 
 def test_query_csv_parsing():
@@ -185,7 +191,7 @@ def test_normalize_arch():
 def test_no_nvidia_smi_is_reported_not_crashing():
     facts = {"nvidia_smi": None, "nvidia_smi_error": "nvidia-smi not found", "gpus": [], "gpu_count": 0,
              "driver_version": None, "architecture": "x86_64"}
-    checks = set(f["check"] for f in inv.evaluate(facts, dict(H200, require_container_runtime=False, nvswitch=False)))
+    checks = set(p.check for p in inv.evaluate(facts, dict(H200, require_container_runtime=False, nvswitch=False)))
     assert checks == {"nvidia_smi", "gpu_count"}
 
 
@@ -194,17 +200,17 @@ def test_arch_disk_runtime_indices_and_cuda():
     req = dict(GB200, arch="x86_64", disk_required_bytes=10 ** 12, gpu_indices=[0, 1, 2, 3, 4], min_cuda="13.0")
     facts["docker"] = {"available": True, "nvidia_runtime": False}
     facts["container_toolkit"] = {"ctk_version": None, "container_cli_version": None, "hook": None}
-    checks = {f["check"]: f for f in inv.evaluate(facts, req)}
+    checks = {p.check: p for p in inv.evaluate(facts, req)}
     assert set(checks) == {"architecture", "disk_space", "gpu_count", "container_runtime"}
-    assert "indices 0,1,2,3,4" in checks["gpu_count"]["needed"]
-    assert "900.0 GB" in checks["disk_space"]["found"]
+    assert "indices 0,1,2,3,4" in checks["gpu_count"].needed
+    assert "900.0 GB" in checks["disk_space"].found
     facts["docker"] = {"available": False, "error": "Cannot connect to the Docker daemon"}
-    assert "Cannot connect" in {f["check"]: f for f in inv.evaluate(facts, req)}["container_runtime"]["found"]
+    assert "Cannot connect" in {p.check: p for p in inv.evaluate(facts, req)}["container_runtime"].found
 
 
 def test_nvswitch_detection_drives_fabricmanager_when_profile_is_silent():
     facts = facts_from_fixture("h200_fm_stopped")
-    checks = set(f["check"] for f in inv.evaluate(facts, dict(H200, nvswitch=None)))
+    checks = set(p.check for p in inv.evaluate(facts, dict(H200, nvswitch=None)))
     assert checks == {"fabricmanager"}
     facts["nvswitch"] = {"present": False}
     assert inv.evaluate(facts, dict(H200, nvswitch=None)) == []
@@ -220,7 +226,7 @@ def test_disk_need_counts_weights_already_cached():
     assert inv.evaluate(facts, req) == []
     facts["disk"]["weights_present_bytes"] = 0
     failure = inv.evaluate(facts, req)[0]
-    assert failure["check"] == "disk_space" and "170.0 GB" in failure["needed"] and "50.0 GB" in failure["found"]
+    assert failure.check == "disk_space" and "170.0 GB" in failure.needed and "50.0 GB" in failure.found
     facts["disk"]["weights_present_bytes"] = 160 * 10 ** 9
     facts["disk"]["free_bytes"] = 0
     assert inv.evaluate(facts, req) == []

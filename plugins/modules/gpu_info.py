@@ -9,7 +9,7 @@ __metaclass__ = type
 
 DOCUMENTATION = r"""
 ---
-module: gpu_facts
+module: gpu_info
 short_description: Read NVIDIA GPU, driver, Fabric Manager, IMEX and container runtime facts of a host
 version_added: "0.1.0"
 description:
@@ -20,6 +20,7 @@ description:
     and CDI, the CPU architecture and the free disk space where the model weights go.
   - Never changes the host. When C(nvidia-smi) is missing or fails, the result says so (RV(nvidia_smi) is V(null),
     RV(gpu_count) is V(0)) instead of failing, so that a preflight can report every problem at once.
+  - Returns no C(ansible_facts); register the result. Formerly C(gpu_facts), a name that still redirects here (deprecated).
 author:
   - inference.deepseek_v4 maintainers (!UNKNOWN)
 options:
@@ -65,29 +66,24 @@ options:
         C(min_compute_capability), C(require_mig_disabled), C(nvswitch), C(require_fabricmanager),
         C(require_fabricmanager_version_match), C(imex), C(require_container_runtime), C(arch),
         C(disk_required_bytes), C(weights_size_bytes), C(disk_headroom_bytes). A missing or V(null) key skips its check.
-      - Unmet requirements are returned in RV(failures); the module itself does not fail on them.
+      - Unmet requirements are returned in RV(problems); the module itself does not fail on them.
     type: dict
+extends_documentation_fragment:
+  - inference.deepseek_v4._attributes
+  - inference.deepseek_v4._attributes.info_module
 attributes:
-  check_mode:
-    support: full
-    description: The module only reads; it runs the same in check mode.
-  diff_mode:
-    support: none
-    description: The module reports no diff.
   platform:
-    support: full
-    platforms: posix
-    description: Linux hosts with (or meant to have) NVIDIA GPUs, x86_64 or aarch64.
+    details: Linux hosts with (or meant to have) NVIDIA GPUs, x86_64 or aarch64.
 notes:
   - Runs C(nvidia-smi), C(nvidia-smi -q -x), C(nvidia-smi nvlink --status), C(nv-fabricmanager --version), C(systemctl show),
     C(nvidia-ctk --version), C(nvidia-container-cli --version) and C(docker info) when they exist; none of them changes state.
 seealso:
-  - module: inference.deepseek_v4.rdma_facts
+  - module: inference.deepseek_v4.rdma_info
 """
 
 EXAMPLES = r"""
 - name: Read GPU facts
-  inference.deepseek_v4.gpu_facts:
+  inference.deepseek_v4.gpu_info:
     weights_cache_dir: ~/.cache/huggingface
     weights_repo_id: deepseek-ai/DeepSeek-V4-Flash
   register: gpu
@@ -97,7 +93,7 @@ EXAMPLES = r"""
     msg: "{{ gpu.gpu_count }} GPUs, driver {{ gpu.driver_version }}, CUDA {{ gpu.cuda_version }}"
 
 - name: Read the facts and evaluate them against a hardware profile
-  inference.deepseek_v4.gpu_facts:
+  inference.deepseek_v4.gpu_info:
     requirements:
       host: "{{ inventory_hostname }}"
       gpu_indices: [0, 1, 2, 3, 4, 5, 6, 7]
@@ -108,14 +104,17 @@ EXAMPLES = r"""
   register: gpu
 
 - name: Without Docker queries (host without an engine yet)
-  inference.deepseek_v4.gpu_facts:
+  inference.deepseek_v4.gpu_info:
     docker: false
   register: gpu
 """
 
 RETURN = r"""
-failures:
-  description: Unmet O(requirements), one entry per problem; empty without O(requirements).
+problems:
+  description:
+    - Unmet O(requirements), one entry per problem; empty without O(requirements).
+    - The collection's one problem shape (C(module_utils/_problem.py)), as the plan and M(inference.deepseek_v4.rdma_info)
+      return it.
   returned: always
   type: list
   elements: dict
@@ -128,11 +127,17 @@ failures:
         C(compute_capability), C(mig_mode), C(fabricmanager), C(fabricmanager_version), C(imex_channels),
         C(container_runtime), C(architecture), C(disk_space), C(nvidia_smi)).
       type: str
+    variable:
+      description: Always V(null) here (a host check, not a setting, failed).
+      type: str
     found:
       description: What the host has.
       type: str
     needed:
       description: What is required.
+      type: str
+    message:
+      description: What is wrong, in a few words.
       type: str
     fix:
       description: How to fix it.
@@ -548,7 +553,7 @@ def main():
 
     facts = Collector(run, which, module.params).collect()
     requirements = module.params.get("requirements")
-    facts["failures"] = inv.evaluate(facts, requirements) if requirements else []
+    facts["problems"] = [p.as_dict() for p in inv.evaluate(facts, requirements)] if requirements else []
     module.exit_json(changed=False, **facts)
 
 

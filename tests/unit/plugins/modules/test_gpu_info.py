@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: inference.deepseek_v4 maintainers
 # Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)
-"""gpu_facts against the nvidia-smi test double: every fixture host, end to end through the evaluation."""
+"""gpu_info against the nvidia-smi test double: every fixture host, end to end through the evaluation."""
 
 from __future__ import absolute_import, division, print_function
 
@@ -15,7 +15,7 @@ import sys
 import pytest
 
 from ansible_collections.inference.deepseek_v4.plugins.module_utils import gpu_inventory as inv
-from ansible_collections.inference.deepseek_v4.plugins.modules import gpu_facts
+from ansible_collections.inference.deepseek_v4.plugins.modules import gpu_info
 from ansible_collections.inference.deepseek_v4.tests.unit.plugins.module_utils.test_gpu_inventory import (
     CASES as FIXTURE_CASES,
 )
@@ -73,7 +73,7 @@ def collector(profile, tmp_path, **params):
                "proc_dir": str(tmp_path / "proc"), "docker": True,
                "weights_cache_dir": str(tmp_path / "hf"), "weights_repo_id": "deepseek-ai/DeepSeek-V4-Flash"}
     options.update(params)
-    return gpu_facts.Collector(run, which, options)
+    return gpu_info.Collector(run, which, options)
 
 
 # The fixture hosts and what each must be refused for: one table for the evaluation and the module tests.
@@ -82,15 +82,15 @@ CASES = FIXTURE_CASES
 
 @pytest.mark.parametrize("profile,req,expected", CASES, ids=[c[0] for c in CASES])
 def test_collect_and_evaluate(profile, req, expected, tmp_path, monkeypatch):
-    monkeypatch.setattr(gpu_facts.platform, "machine", lambda: host_json(profile)["arch"])
+    monkeypatch.setattr(gpu_info.platform, "machine", lambda: host_json(profile)["arch"])
     facts = collector(profile, tmp_path).collect()
     assert facts["nvidia_smi"] == "/usr/bin/nvidia-smi"
-    failures = inv.evaluate(facts, dict(req, host="node-1"))
-    assert set(f["check"] for f in failures) == expected, inv.format_failures(failures)
+    problems = inv.evaluate(facts, dict(req, host="node-1"))
+    assert set(p.check for p in problems) == expected, [str(p) for p in problems]
 
 
 def test_h200_facts(tmp_path, monkeypatch):
-    monkeypatch.setattr(gpu_facts.platform, "machine", lambda: "x86_64")
+    monkeypatch.setattr(gpu_info.platform, "machine", lambda: "x86_64")
     facts = collector("h200_hgx8", tmp_path).collect()
     assert facts["gpu_count"] == 8
     assert facts["driver_version"] == "580.95.05" and facts["cuda_version"] == "13.0"
@@ -109,7 +109,7 @@ def test_h200_facts(tmp_path, monkeypatch):
 
 
 def test_gb200_facts(tmp_path, monkeypatch):
-    monkeypatch.setattr(gpu_facts.platform, "machine", lambda: "aarch64")
+    monkeypatch.setattr(gpu_info.platform, "machine", lambda: "aarch64")
     facts = collector("gb200_4", tmp_path).collect()
     assert facts["gpu_count"] == 4 and facts["architecture"] == "aarch64"
     assert facts["fabricmanager"]["installed"] is False and facts["fabricmanager"]["state"] == "not-found"
@@ -131,7 +131,7 @@ def test_no_driver_reports_instead_of_failing(tmp_path):
     facts = collector("no_driver", tmp_path).collect()
     assert facts["nvidia_smi"] is None and facts["gpu_count"] == 0 and facts["gpus"] == []
     assert "exited 9" in facts["nvidia_smi_error"]
-    checks = set(f["check"] for f in inv.evaluate(facts, dict(H200, nvswitch=False, require_container_runtime=False)))
+    checks = set(p.check for p in inv.evaluate(facts, dict(H200, nvswitch=False, require_container_runtime=False)))
     assert checks == {"nvidia_smi", "gpu_count"}
 
 
@@ -148,13 +148,13 @@ def _run_main(args, capsys):
     if patch_module_args is not None:
         with patch_module_args(args):
             with pytest.raises(SystemExit):
-                gpu_facts.main()
+                gpu_info.main()
     else:
         from ansible.module_utils import basic
         from ansible.module_utils.common.text.converters import to_bytes
         basic._ANSIBLE_ARGS = to_bytes(json.dumps({"ANSIBLE_MODULE_ARGS": args}))
         with pytest.raises(SystemExit):
-            gpu_facts.main()
+            gpu_info.main()
     return json.loads(capsys.readouterr().out)
 
 
@@ -164,6 +164,7 @@ def test_main_without_nvidia_smi(tmp_path, capsys):
     assert result["changed"] is False
     assert result["nvidia_smi"] is None and result["gpu_count"] == 0
     assert result["nvidia_smi_error"] == "nvidia-smi not found"
+    assert result["problems"] == []
 
 
 def test_main_with_double(tmp_path, capsys, monkeypatch):
@@ -178,5 +179,6 @@ def test_main_evaluates_requirements(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("NVIDIA_SMI_DOUBLE_PROFILE", "h200_driver570_mig_on")
     result = _run_main({"nvidia_smi": DOUBLE, "docker": False, "dev_dir": str(tmp_path), "proc_dir": str(tmp_path),
                         "requirements": {"host": "node-1", "min_driver": "580", "gpu_indices": [0, 1, 2, 3]}}, capsys)
-    assert result["changed"] is False
-    assert [(f["host"], f["check"]) for f in result["failures"]] == [("node-1", "driver_version"), ("node-1", "mig_mode")]
+    assert result["changed"] is False and "ansible_facts" not in result
+    assert [(p["host"], p["check"]) for p in result["problems"]] == [("node-1", "driver_version"), ("node-1", "mig_mode")]
+    assert all(set(p) == {"host", "variable", "check", "found", "needed", "message", "fix"} for p in result["problems"])

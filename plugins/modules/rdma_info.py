@@ -1,0 +1,377 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: inference.deepseek_v4 maintainers
+# Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+---
+module: rdma_info
+short_description: Read RDMA devices, ports, kernel modules, memlock and transfer ports of a host and check them
+version_added: "0.1.0"
+description:
+  - Reads C(/sys/class/infiniband/<device>/ports/<n>/{state,phys_state,link_layer,rate}) and, when it is installed,
+    C(ibv_devinfo), and returns every RDMA device and port with its state, link layer (InfiniBand or Ethernet/RoCE) and rate.
+  - Reports which of the RDMA kernel modules (C(nvidia_peermem), C(ib_core), C(mlx5_ib)...) are loaded, the
+    C(/dev/infiniband) verbs devices and the locked-memory limit the connection runs with.
+  - With O(ports), lists the listening TCP sockets (C(ss -Hltnp), else C(/proc/net/tcp) and C(/proc/net/tcp6)) and
+    reports every port of those ranges that a process holds.
+  - Checks what it is asked to (O(require_rdma), O(device_names), O(require_peermem), O(ports)) and returns every
+    unmet need in RV(problems); it does not fail on them, so that a role can report all of them at once.
+  - Never changes the host. Returns no C(ansible_facts); register the result. Formerly C(rdma_facts), a name that
+    still redirects here (deprecated).
+author:
+  - inference.deepseek_v4 maintainers (!UNKNOWN)
+options:
+  sysfs_root:
+    description:
+      - Mount point of sysfs; the devices are read from C(<sysfs_root>/class/infiniband). Change it only for tests.
+    type: path
+    default: /sys
+  proc_modules:
+    description:
+      - File listing the loaded kernel modules.
+    type: path
+    default: /proc/modules
+  proc_limits:
+    description:
+      - Resource limits file of the process whose memlock limit is reported.
+    type: path
+    default: /proc/self/limits
+  dev_dir:
+    description:
+      - Directory holding the device nodes (C(infiniband/uverbs*)).
+    type: path
+    default: /dev
+  modules:
+    description:
+      - Kernel modules to report as loaded or not.
+    type: list
+    elements: str
+    default: [nvidia_peermem, ib_core, ib_uverbs, mlx5_core, mlx5_ib, rdma_ucm]
+  ibv_devinfo:
+    description:
+      - Also run C(ibv_devinfo) when it is installed (adds transport, MTU and LID).
+    type: bool
+    default: true
+  host:
+    description:
+      - Inventory name of the host, carried by every problem in RV(problems).
+    type: str
+  require_rdma:
+    description:
+      - The KV transfer needs RDMA (the plan's C(transfer.rdma)) - at least one ACTIVE InfiniBand or RoCE port, and
+        one on every device of O(device_names).
+    type: bool
+    default: false
+  device_names:
+    description:
+      - RDMA devices the transfer engine is told to use (Mooncake C(device_name)); with O(require_rdma), each must have
+        an ACTIVE port.
+    type: list
+    elements: str
+    default: []
+  protocol_variable:
+    description:
+      - The setting that moves the transfer to TCP instead of RDMA (for example C(plan_mooncake_protocol)), named in
+        the fix of a missing ACTIVE port. Without it the fix names none.
+    type: str
+  require_peermem:
+    description:
+      - C(nvidia_peermem) must be loaded (the plan's C(transfer.peermem)).
+    type: bool
+    default: false
+  ports:
+    description:
+      - Port ranges that must be free, for example the plan's C(hosts[host].ports) whose C(transfer) is true.
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      first:
+        description: First port of the range.
+        type: int
+        required: true
+      last:
+        description: Last port of the range; O(ports[].first) when left out.
+        type: int
+      service:
+        description: The service that binds the range.
+        type: str
+      name:
+        description: The port's name in the plan (C(mooncake_bootstrap), C(nixl_side_channel)).
+        type: str
+      variable:
+        description: The setting that moves the port, named in the fix.
+        type: str
+      transfer:
+        description: Whether the plan marks the range as a KV transfer port; accepted so that plan entries pass as
+          they are, not used.
+        type: bool
+  own_services:
+    description:
+      - Services whose own container runs on the host; a port of O(ports) that such a service binds is its own, not a
+        conflict.
+    type: list
+    elements: str
+    default: []
+extends_documentation_fragment:
+  - inference.deepseek_v4._attributes
+  - inference.deepseek_v4._attributes.info_module
+seealso:
+  - module: inference.deepseek_v4.gpu_info
+"""
+
+EXAMPLES = r"""
+- name: Read RDMA facts
+  inference.deepseek_v4.rdma_info:
+  register: rdma
+
+- name: Show the active ports
+  ansible.builtin.debug:
+    msg: "{{ rdma.active_ports | join(', ') or 'no ACTIVE RDMA port' }}"
+
+- name: Check the host for the plan's KV transfer
+  inference.deepseek_v4.rdma_info:
+    host: "{{ inventory_hostname }}"
+    require_rdma: "{{ deepseek_v4_plan.transfer.rdma }}"
+    require_peermem: "{{ deepseek_v4_plan.transfer.peermem }}"
+    protocol_variable: plan_mooncake_protocol
+    ports: "{{ deepseek_v4_plan.hosts[inventory_hostname].ports | selectattr('transfer') | list }}"
+  register: rdma
+
+- name: Fail with every problem
+  ansible.builtin.fail:
+    msg: "{{ rdma.problems | map(attribute='found') | join('; ') }}"
+  when: rdma.problems | length > 0
+
+- name: Read a recorded sysfs tree (tests)
+  inference.deepseek_v4.rdma_info:
+    sysfs_root: /srv/fixtures/sysfs
+    ibv_devinfo: false
+"""
+
+RETURN = r"""
+devices:
+  description: RDMA devices by name.
+  returned: always
+  type: dict
+  sample:
+    mlx5_0:
+      fw_ver: 28.39.1002
+      hca_type: MT4129
+      node_guid: b83f:d203:00a1:2b30
+      transport: InfiniBand (0)
+      ports:
+        "1":
+          state: ACTIVE
+          phys_state: LinkUp
+          link_layer: InfiniBand
+          rate: 400 Gb/sec (4X NDR)
+          rate_gbps: 400
+          netdev: null
+device_count:
+  description: Number of RDMA devices.
+  returned: always
+  type: int
+  sample: 4
+active_ports:
+  description: C(device/port) of every ACTIVE port with an InfiniBand or Ethernet (RoCE) link layer.
+  returned: always
+  type: list
+  elements: str
+  sample: [mlx5_0/1, mlx5_1/1]
+ibv_devinfo:
+  description: Path of the ibv_devinfo that was run, V(null) when absent or not used.
+  returned: always
+  type: str
+kernel_modules:
+  description: For each module of O(modules), whether it is loaded.
+  returned: always
+  type: dict
+  sample: {nvidia_peermem: true, ib_core: true, mlx5_ib: true}
+uverbs_devices:
+  description: C(/dev/infiniband/uverbs*) device nodes.
+  returned: always
+  type: list
+  elements: str
+memlock:
+  description: Locked-memory limit of the process the module runs in (the connection's login session).
+  returned: always
+  type: dict
+  contains:
+    soft:
+      description: Soft limit in bytes or V(unlimited).
+      type: raw
+    hard:
+      description: Hard limit in bytes or V(unlimited).
+      type: raw
+    unit:
+      description: Unit of the limit.
+      type: str
+    unlimited:
+      description: Whether both limits are unlimited.
+      type: bool
+listeners:
+  description: The listening TCP sockets on ports of O(ports); empty without O(ports).
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    port:
+      description: The port.
+      type: int
+    address:
+      description: The local address, as C(ss) prints it.
+      type: str
+    process:
+      description: The C(users:(...)) column of C(ss), V(null) when unknown.
+      type: str
+problems:
+  description:
+    - Every unmet need of O(require_rdma), O(device_names), O(require_peermem) and O(ports); empty when the host is fit.
+    - The collection's one problem shape (C(module_utils/_problem.py)), as the plan and M(inference.deepseek_v4.gpu_info)
+      return it.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    host:
+      description: O(host).
+      type: str
+    check:
+      description: C(rdma_port), C(rdma_device), C(nvidia_peermem) or C(transfer_port).
+      type: str
+    variable:
+      description: Always V(null) here (a host check failed; the fix names the setting to change, if any).
+      type: str
+    found:
+      description: What the host has.
+      type: str
+    needed:
+      description: What is required.
+      type: str
+    message:
+      description: What is wrong, in a few words.
+      type: str
+    fix:
+      description: How to fix it.
+      type: str
+"""
+
+import glob
+import os
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.inference.deepseek_v4.plugins.module_utils import rdma_inventory as inv
+
+
+def _read(path):
+    try:
+        with open(path) as handle:
+            return handle.read()
+    except (IOError, OSError):
+        return None
+
+
+def listeners(run=None, which=None, proc_net=("/proc/net/tcp", "/proc/net/tcp6")):
+    """The listening TCP sockets: ``ss -Hltnp`` (with the processes), else the procfs tables (without)."""
+    ss = which("ss") if which is not None else None
+    if ss and run is not None:
+        rc, out, _err = run([ss, "-Hltnp"])
+        if rc == 0:
+            return inv.parse_ss_listeners(out)
+    result = []
+    for path in proc_net:
+        text = _read(path)
+        if text:
+            result.extend(inv.parse_proc_net_tcp(text))
+    return result
+
+
+def collect(params, run=None, which=None, proc_net=("/proc/net/tcp", "/proc/net/tcp6")):
+    """Gather the facts; ``run(argv) -> (rc, out, err)`` and ``which(name)`` are injected for tests."""
+    devices = inv.read_sysfs(params["sysfs_root"])
+    ibv_path = None
+    if params.get("ibv_devinfo", True) and which is not None and run is not None:
+        ibv_path = which("ibv_devinfo")
+        if ibv_path:
+            rc, out, err = run([ibv_path])
+            if rc == 0:
+                devices = inv.merge_ibv(devices, inv.parse_ibv_devinfo(out))
+            else:
+                ibv_path = None
+    modules_text = _read(params["proc_modules"])
+    loaded = inv.parse_proc_modules(modules_text) if modules_text is not None else set()
+    memlock = inv.parse_limits(_read(params["proc_limits"]) or "")
+    wanted = set()
+    for entry in params.get("ports") or []:
+        first = int(entry["first"])
+        wanted.update(range(first, int(entry.get("last") or first) + 1))
+    return {
+        "devices": devices,
+        "device_count": len(devices),
+        "active_ports": inv.active_ports(devices),
+        "ibv_devinfo": ibv_path,
+        "kernel_modules": dict((name, name in loaded) for name in params["modules"]),
+        "uverbs_devices": sorted(glob.glob(os.path.join(params["dev_dir"], "infiniband", "uverbs*"))),
+        "memlock": memlock,
+        "listeners": [item for item in listeners(run, which, proc_net) if item["port"] in wanted] if wanted else [],
+    }
+
+
+def problems(facts, params):
+    """Every unmet need the parameters ask about, in the collection's problem shape (dicts)."""
+    host = params.get("host")
+    found = inv.transfer_problems(facts, params.get("require_rdma"), params.get("device_names"), host=host,
+                                  protocol_variable=params.get("protocol_variable"))
+    found += inv.peermem_problems(facts, params.get("require_peermem"), host=host)
+    found += inv.port_problems(facts["listeners"], params.get("ports") or [], params.get("own_services") or [],
+                               host=host)
+    return [p.as_dict() for p in found]
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            sysfs_root=dict(type="path", default="/sys"),
+            proc_modules=dict(type="path", default="/proc/modules"),
+            proc_limits=dict(type="path", default="/proc/self/limits"),
+            dev_dir=dict(type="path", default="/dev"),
+            modules=dict(type="list", elements="str",
+                         default=["nvidia_peermem", "ib_core", "ib_uverbs", "mlx5_core", "mlx5_ib", "rdma_ucm"]),
+            ibv_devinfo=dict(type="bool", default=True),
+            host=dict(type="str"),
+            require_rdma=dict(type="bool", default=False),
+            device_names=dict(type="list", elements="str", default=[]),
+            protocol_variable=dict(type="str"),
+            require_peermem=dict(type="bool", default=False),
+            ports=dict(type="list", elements="dict", default=[], options=dict(
+                first=dict(type="int", required=True),
+                last=dict(type="int"),
+                service=dict(type="str"),
+                name=dict(type="str"),
+                variable=dict(type="str"),
+                transfer=dict(type="bool"),
+            )),
+            own_services=dict(type="list", elements="str", default=[]),
+        ),
+        supports_check_mode=True,
+    )
+
+    def run(argv):
+        return module.run_command(argv, environ_update={"LC_ALL": "C"})
+
+    def which(name):
+        return module.get_bin_path(name, opt_dirs=["/usr/local/bin", "/usr/sbin", "/sbin"])
+
+    facts = collect(module.params, run=run, which=which)
+    facts["problems"] = problems(facts, module.params)
+    module.exit_json(changed=False, **facts)
+
+
+if __name__ == "__main__":
+    main()
