@@ -155,7 +155,7 @@ def test_rehearsal_rollout_rerun_change_teardown(clean_rehearsal):
     out = timed_rehearse(timings, "first rollout")
     assert all(c["failed"] == 0 and c["unreachable"] == 0 for c in recap(out).values())
     preflight = json.loads(PREFLIGHT_REPORT.read_text())
-    assert preflight["failures"] == [] and preflight["found"]["gpu_count"] == 8, preflight
+    assert preflight["problems"] == [] and preflight["found"]["gpu_count"] == 8, preflight
     assert re.search(r"MooncakeConnector\s+over\s+rdma;\s+active\s+RDMA\s+ports:\s+mlx5_0/1", out), "the rdma role did not run"
     summary = json.loads(SUMMARY.read_text())
     assert summary["passed"] is True, summary

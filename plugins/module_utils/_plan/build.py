@@ -277,7 +277,8 @@ def _engine(b, slot, pools, router_host, problems):
     reach = local if router_host is None or router_host["name"] == h["name"] else "http://%s:%d" % (
         h["address"], ports["api"])
     env = _env(b, rdef, h, gpus, values, problems)
-    svc = service(h["name"], name, "engine", role, b.s["image"], flags.argv(), env, gpus, ports, container(b, [ports["api"]] if b.topology["published"] else []), reach,
+    spec = container(b, [ports["api"]] if b.topology["published"] else [])
+    svc = service(h["name"], name, "engine", role, b.s["image"], flags.argv(), env, gpus, ports, spec, reach,
                   local + "/health", rdef["order"])
     port_vars.update(gpus=gvar, overrides=overrides[-1][0], extra=var(rdef["extra"][-1]))
     svc.update(port_ranges=ranges, _flags=flags, _vars=port_vars, _index=i)

@@ -268,7 +268,8 @@ CONNECTORS = {
         "ports": {"mooncake_bootstrap": "{role}_bootstrap_port"},
         "env": [("VLLM_MOONCAKE_BOOTSTRAP_PORT", "{port:mooncake_bootstrap}", None),
                 ("WITH_NVIDIA_PEERMEM", "0", "dmabuf")],
-        "protocol": "{mooncake_protocol}", "rdma": "rdma_protocol", "peermem": True,
+        "protocol": "{mooncake_protocol}", "protocol_setting": "mooncake_protocol", "devices_setting":
+        "mooncake_device_name", "rdma": "rdma_protocol", "peermem": True,
     },
     "nixl_both": {
         "kv_connector": "NixlConnector", "router": "nixl", "moves_kv": True,

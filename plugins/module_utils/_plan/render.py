@@ -104,8 +104,13 @@ def _transfer(b, services):
     conn = b.connector or {}
     moves = bool(conn.get("moves_kv"))
     rdma = conn.get("rdma")
+    protocol_setting, devices_setting = conn.get("protocol_setting"), conn.get("devices_setting")
+    devices = b.s[devices_setting] if devices_setting else None
     return {"connector": conn.get("kv_connector"),
             "protocol": fill(conn.get("protocol"), {"mooncake_protocol": (b.s["mooncake_protocol"], None)}),
+            # The setting that chooses the protocol (tcp where no RDMA port is up), and the RDMA devices named.
+            "protocol_variable": P.VAR_PREFIX + protocol_setting if protocol_setting else None,
+            "device_names": [d.strip() for d in str(devices).split(",") if d.strip()] if devices else [],
             "rdma": bool(rdma is True or rdma in b.features),
             "peermem": bool(conn.get("peermem")) and "dmabuf" not in b.features,
             "hosts": sorted({x["host"] for x in services if x["kind"] == "engine"}) if moves else []}
@@ -149,9 +154,8 @@ def summary_lines(plan_doc):
     for svc in plan_doc["services"]:
         gpus = ",".join(str(g) for g in svc["gpus"]) or "-"
         ports = ", ".join("%s=%s" % kv for kv in svc["ports"].items())
-        head = "# %s on %s: %s %s, GPUs %s, ports %s" % (svc["name"], svc["host"], svc["kind"], svc["role"], gpus,
-                                                          ports)
-        out += ["", head]
+        fields = (svc["name"], svc["host"], svc["kind"], svc["role"], gpus, ports)
+        out += ["", "# %s on %s: %s %s, GPUs %s, ports %s" % fields]
         out.extend(svc["command"].split("\n"))
     out += ["", "Endpoint: %s (%s on %s)" % (plan_doc["endpoint"]["url"], plan_doc["endpoint"]["service"],
                                              plan_doc["endpoint"]["host"])]

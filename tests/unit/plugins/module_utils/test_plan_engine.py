@@ -542,3 +542,11 @@ def test_lmcache_replicas_point_their_connector_at_their_own_server():
     config = json.loads(second[second.index("--kv-transfer-config") + 1])
     assert config["kv_connector_extra_config"]["lmcache.mp.port"] == svc(result, "deepseek-v4-lmcache-1")["ports"][
         "lmcache_zmq"] == 5565
+
+
+def test_transfer_names_its_protocol_setting_and_devices():
+    transfer = plan({"mooncake_device_name": "mlx5_0, mlx5_1"})["transfer"]
+    assert transfer["protocol_variable"] == "plan_mooncake_protocol"
+    assert transfer["device_names"] == ["mlx5_0", "mlx5_1"]
+    nixl = plan({"topology": "h200_pd_nixl"})["transfer"]
+    assert nixl["protocol_variable"] is None and nixl["device_names"] == []
