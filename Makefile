@@ -179,9 +179,10 @@ units: venv getpip collection-copy
 # docker, the images and the vLLM venv: the rehearsal and the parser tests need them (a no-op when present).
 pytest: venv link docker base-image rehearsal-image vllm-venv
 	@mkdir -p $(LOG_DIR)
-	@# The output is kept so that `make test` can repeat pytest's closing line last.
+	@# The output is kept so that `make test` can repeat pytest's closing line last; --durations shows what the
+	@# rehearsal took.
 	@# The rehearsal fails rather than skips when Docker or its images are missing (setup builds them).
-	DSV4_REQUIRE_REHEARSAL=$${DSV4_REQUIRE_REHEARSAL:-1} $(BIN)/pytest tests --ignore=tests/unit $(PYTEST_ARGS) 2>&1 | tee $(LOG_DIR)/pytest.log
+	DSV4_REQUIRE_REHEARSAL=$${DSV4_REQUIRE_REHEARSAL:-1} $(BIN)/pytest tests --ignore=tests/unit --durations=5 $(PYTEST_ARGS) 2>&1 | tee $(LOG_DIR)/pytest.log
 
 # Instance containers are named <instance>-$(DSV4_MOLECULE_ID) (extensions/molecule/resources/playbooks/create.yml),
 # a suffix unique to this checkout, so runs from two checkouts never remove each other's containers. The
