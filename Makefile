@@ -139,8 +139,12 @@ plan: venv link
 
 # ---------------------------------------------------------------- checks
 
+# ansible-lint reads collections from ANSIBLE_HOME (~/.ansible by default), where a copy of this collection installed
+# by an earlier run of any checkout, with the same version number, would shadow this checkout's modules. Its own
+# ANSIBLE_HOME under build/ makes it read this checkout only.
 lint: venv link
-	$(BIN)/ansible-lint
+	rm -rf build/lint-home
+	ANSIBLE_HOME=$(CURDIR)/build/lint-home $(BIN)/ansible-lint
 
 # Files of the working tree that git tracks or would track (deleted tracked files left out), NUL-separated.
 LIST_FILES = git ls-files -co --exclude-standard -z | \
