@@ -40,8 +40,10 @@ def unknown_setting(name, value, host=None, known=None):
     """The problem of a plan_* variable no table knows."""
     known = known if known is not None else list(P.SETTINGS) + list(P.HOST_SETTINGS)
     where = "a per-host setting" if host else "a setting"
+    close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
+    fix = "rename it %s, or remove it" % var(close[0]) if close else "correct its name or remove it"
     return Problem(var(name), value, "is not %s of the serving plan%s." % (where, did_you_mean(name, known)),
-                   "correct its name or remove it (every setting: roles/plan/README.md).", host)
+                   "%s (every setting: roles/plan/README.md)." % fix, host)
 
 
 def merge(user):
@@ -77,13 +79,31 @@ def merge(user):
     return settings, problems
 
 
+# Booleans as Ansible reads them (a string from -e key=value included); anything else is refused, not truthy.
+_TRUE = ("true", "yes", "on", "1", "y", "t")
+_FALSE = ("false", "no", "off", "0", "n", "f")
+
+
+def _is_bool(value):
+    return isinstance(value, bool) or (not isinstance(value, (list, dict)) and str(value).strip().lower() in
+                                       _TRUE + _FALSE)
+
+
+def _to_bool(value):
+    return value if isinstance(value, bool) else str(value).strip().lower() in _TRUE
+
+
 _TYPE_CHECKS = {
     "int": (lambda v: not isinstance(v, bool) and str(v).strip().lstrip("-").isdigit(), int,
             "must be a whole number.", "set a number."),
+    "bool": (_is_bool, _to_bool, "must be a boolean.", "set true or false."),
+    # A whole number is a string here (a numeric revision); 0.20 is not (YAML reads it as 0.2).
+    "str": (lambda v: isinstance(v, str) or (isinstance(v, int) and not isinstance(v, bool)), str,
+            "must be a string.", "write it as a string (in quotes where YAML would read another type)."),
     "list": (lambda v: isinstance(v, (list, tuple)), list, "must be a list.", "write it as a YAML list."),
     "dict": (lambda v: isinstance(v, dict), dict, "must be a mapping.", "write it as a YAML mapping."),
 }
-_EMPTY = {"int": 0, "list": [], "dict": {}}
+_EMPTY = {"int": 0, "list": [], "dict": {}, "bool": False}
 
 
 def check_types(s):
@@ -96,7 +116,7 @@ def check_types(s):
                 s[name] = convert(s[name])
             else:
                 problems.append(Problem(var(name), s[name], message, fix))
-                s[name] = copy.deepcopy(_EMPTY[row["type"]])
+                s[name] = copy.deepcopy(row["default"] if row["type"] == "str" else _EMPTY[row["type"]])
         allowed = choices(name)
         if allowed and s[name] not in allowed:
             problems.append(Problem(var(name), s[name], "is not one of the allowed values.",
