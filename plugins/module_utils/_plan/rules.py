@@ -8,6 +8,7 @@ what the build remembered (a flag's origin, a service's ``_vars``), never by reb
 from __future__ import annotations
 
 import json
+import re
 
 from ansible_collections.inference.deepseek_v4.plugins.module_utils._plan import profiles as P
 from ansible_collections.inference.deepseek_v4.plugins.module_utils._plan.flags import (
@@ -30,6 +31,10 @@ def image_tag(ref):
     return tag, digest
 
 
+# A development build's tag (v0.26.0.dev12, dev-abc123, cu130-dev): not a tagged release either.
+DEV_RELEASE_TAG = re.compile(r"(^|[.\-_])dev(\d+|$|[.\-_+])", re.IGNORECASE)
+
+
 def _image_problem(ref, variable):
     if not ref or not isinstance(ref, str):
         return Problem(variable, ref, "must be an image reference.", "set e.g. vllm/vllm-openai:deepseekv4-cu130.")
@@ -40,7 +45,7 @@ def _image_problem(ref, variable):
         return None
     if tag is None:
         return Problem(variable, ref, "has no tag, which means 'latest': an unpinned, moving image.", fix)
-    if tag.lower() in P.REFUSED_IMAGE_TAGS or "nightly" in tag.lower():
+    if tag.lower() in P.REFUSED_IMAGE_TAGS or "nightly" in tag.lower() or DEV_RELEASE_TAG.search(tag):
         return Problem(variable, ref, "tag %r is not a tagged release; the vLLM development branch is known to "
                        "break DeepSeek-V4-Flash (FP4 experts misdispatched)." % tag, fix)
     return None
