@@ -294,18 +294,20 @@ def think_max_context(b):
     problems, auto = [], False
     for svc in b.engines:
         raw = svc["_flags"].get("max-model-len")
+        variable = svc["_flags"].origin("max-model-len", var("max_model_len"))
+        where = "plan_max_model_len" if variable == var("max_model_len") else "--max-model-len in %s" % variable
         try:
             length = P.MODEL_MAX_LEN if raw is None else parse_len(raw)
         except ValueError:
-            problems.append(Problem(var("max_model_len"), raw, "is not a length vLLM understands.",
+            problems.append(Problem(variable, raw, "is not a length vLLM understands.",
                                     "use a number such as 393216, 384K, or auto.", svc["host"]))
             continue
         auto = auto or length is None
         if length is not None and length < P.THINK_MAX_MIN_LEN:
-            problems.append(Problem(var("max_model_len"), raw, "Think Max needs --max-model-len >= %d (384K tokens) "
-                                    "to avoid truncation." % P.THINK_MAX_MIN_LEN, "set plan_max_model_len >= %d (or "
-                                    "auto), or remove think_max from plan_reasoning_modes." % P.THINK_MAX_MIN_LEN,
-                                    svc["host"]))
+            problems.append(Problem(variable, raw, "Think Max needs --max-model-len >= %d (384K tokens) "
+                                    "to avoid truncation." % P.THINK_MAX_MIN_LEN, "set %s >= %d (or "
+                                    "auto), or remove think_max from plan_reasoning_modes." % (
+                                        where, P.THINK_MAX_MIN_LEN), svc["host"]))
     if auto:
         b.warnings.append("--max-model-len auto with Think Max enabled: vLLM sizes the context to the KV cache that "
                           "fits; Think Max needs >= %d tokens. Check the engine log for the chosen length, or set "
@@ -332,12 +334,33 @@ def compilation_config(b):
     return _each_flag(b, "compilation-config", _cudagraph_problem)
 
 
+def _hardware_only(flag, value):
+    """The HARDWARE_ONLY_FLAGS row a flag sets: dotted (--attention_config.use_fp4_indexer_cache=True) or as a
+    true key of a JSON value (--attention-config '{"use_fp4_indexer_cache": true}')."""
+    key = flag_key(flag)
+    if key in P.HARDWARE_ONLY_FLAGS:
+        return P.HARDWARE_ONLY_FLAGS[key]
+    if "=" in flag and value is None:
+        value = flag.split("=", 1)[1]
+    try:
+        config = json.loads(value) if isinstance(value, str) else None
+    except ValueError:
+        return None
+    if not isinstance(config, dict):
+        return None
+    for name, on in config.items():
+        row = P.HARDWARE_ONLY_FLAGS.get("%s.%s" % (key, str(name).replace("_", "-")))
+        if row and on not in (False, None, 0, "false", "False"):
+            return row
+    return None
+
+
 def hardware_only_flags(b):
     """Flags the chosen hardware cannot run (the FP4 indexer cache on Hopper)."""
     problems = []
     for svc in b.engines:
-        for flag, _value, origin in svc["_flags"].entries:
-            need = P.HARDWARE_ONLY_FLAGS.get(flag_key(flag))
+        for flag, value, origin in svc["_flags"].entries:
+            need = _hardware_only(flag, value)
             if need and need[0] not in b.hardware["features"]:
                 problems.append(Problem(origin or svc["_vars"]["overrides"], flag, "%s is %s-only: %s; hardware "
                                         "profile %s is %s." % (flag, need[0].capitalize(), need[1],
