@@ -141,6 +141,42 @@ def ports_unique(b):
     return problems
 
 
+# Per kind of service: the flags that choose a port it listens on, the port kind of the plan they must equal, and
+# the port the program takes when the flag is absent (None: the plan always writes the flag).
+PORT_FLAGS = {
+    "engine": (("port", "api", P.VLLM_DEFAULT_PORT), ("data-parallel-rpc-port", "dp_rpc", None)),
+    "lmcache": (("port", "lmcache_zmq", P.LMCACHE_DEFAULT_PORTS["zmq"]),
+                ("http-port", "lmcache_http", P.LMCACHE_DEFAULT_PORTS["http"])),
+    "router": (("port", "router", None), ("prometheus-port", "router_metrics", P.ROUTER_DEFAULT_METRICS_PORT)),
+}
+
+
+def port_flags_match_plan(b):
+    """A port flag changed through extra flags or overrides would listen where the plan (router, readiness, port
+    checks) does not look: every port comes from its plan_*port setting."""
+    problems = []
+    for svc in b.services:
+        flags = svc["_flags"]
+        for key, kind, default in PORT_FLAGS.get(svc["kind"], ()):
+            if kind not in svc["ports"] or (default is None and not flags.has(key)):
+                continue
+            planned, setting = svc["ports"][kind], svc["_vars"][kind]
+            variable = flags.origin(key, svc["_vars"].get("overrides", setting)) if flags.has(key) else \
+                svc["_vars"].get("overrides", setting)
+            raw = flags.get(key, default) if flags.has(key) else default
+            try:
+                port = int(raw)
+            except (TypeError, ValueError):
+                port = None
+            if port != planned:
+                problems.append(Problem(variable, raw, "--%s of %s is %s but the plan's %s port is %d (%s): the "
+                                        "router, the readiness checks and the port checks use the plan's." % (
+                                            key, svc["name"], raw, kind, planned, setting),
+                                        "remove --%s from %s and set %s instead." % (key, variable, setting),
+                                        svc["host"]))
+    return problems
+
+
 def _kv_config(svc, b, problems):
     """An engine's --kv-transfer-config as a dict, or None (a problem added where it is missing or not JSON)."""
     flags, ov = svc["_flags"], svc["_vars"]["overrides"]
@@ -205,6 +241,42 @@ def _connector_of(svc):
 
 def _connectors(b):
     return sorted({_connector_of(svc) for svc in b.engines} - {None})
+
+
+def kv_transfer_follows_plan(b):
+    """The engines' kv_connector is the topology's, and the Mooncake protocol and devices in the JSON are the
+    settings': the transfer ports, the environment and the rdma role's checks are derived from those."""
+    problems = []
+    want = b.connector["kv_connector"] if b.connector else None
+    for svc in b.engines:
+        try:
+            cfg = json.loads(svc["_flags"].get("kv-transfer-config") or "{}")
+        except ValueError:
+            continue  # kv_transfer_config reports it
+        if not isinstance(cfg, dict):
+            continue
+        variable = svc["_flags"].origin("kv-transfer-config", svc["_vars"]["overrides"])
+        conn = cfg.get("kv_connector")
+        if want and conn != want and conn in P.KV_CONNECTORS:
+            others = sorted(t for t, row in P.TOPOLOGIES.items() if row["connector"] and
+                            P.CONNECTORS[row["connector"]]["kv_connector"] == conn)
+            problems.append(Problem(variable, conn, "%s uses kv_connector %s but topology %s moves KV with %s (its "
+                                    "transfer ports, environment and RDMA checks follow the topology)." % (
+                                        svc["name"], conn, b.s["topology"], want),
+                                    "keep kv_connector %s%s." % (want, ", or set plan_topology to one that uses %s: "
+                                                                 "%s" % (conn, ", ".join(others)) if others else ""),
+                                    svc["host"]))
+        extra = cfg.get("kv_connector_extra_config")
+        if conn != "MooncakeConnector" or not isinstance(extra, dict):
+            continue
+        for key, setting in (("mooncake_protocol", "mooncake_protocol"), ("device_name", "mooncake_device_name")):
+            if key in extra and extra[key] != b.s[setting]:
+                problems.append(Problem(variable, extra[key], "%s of %s is %r but %s is %r (the rdma role checks "
+                                        "what the setting says)." % (key, svc["name"], extra[key], var(setting),
+                                                                     b.s[setting]),
+                                        "set %s instead; the plan writes it into --kv-transfer-config." % var(setting),
+                                        svc["host"]))
+    return problems
 
 
 def one_connector(b):
@@ -408,7 +480,7 @@ def gpu_memory_fits_checkpoint(b):
 
 
 # The rules, in the order their problems are reported.
-RULES = [images_pinned, gpu_sets, parallelism_fills_gpus, ports_valid, ports_unique, kv_transfer_config,
-         one_connector, lmcache_kv_cache_dtype, router_matches_engines, tokenizer_mode, trust_remote_code,
+RULES = [images_pinned, gpu_sets, parallelism_fills_gpus, ports_valid, ports_unique, port_flags_match_plan,
+         kv_transfer_config, kv_transfer_follows_plan, one_connector, lmcache_kv_cache_dtype, router_matches_engines, tokenizer_mode, trust_remote_code,
          reasoning_parser, think_max_context, compilation_config, hardware_only_flags, checkpoint_serves_request,
          gpu_memory_fits_checkpoint]
