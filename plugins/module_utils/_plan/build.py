@@ -126,7 +126,8 @@ def _require_groups(b, problems):
         if not members or (need == "exactly one" and len(members) != 1):
             found.append(Problem("groups['%s']" % b.group(role), members, "topology %s needs %s host in "
                                  "inventory group '%s'." % (b.s["topology"], need, b.group(role)),
-                                 "add the host(s) to group '%s' in the inventory." % b.group(role)))
+                                 "add the host(s) to group '%s' in the inventory, or set %s to the group that "
+                                 "holds them." % (b.group(role), var("%s_group" % role))))
     if found:
         raise PlanError(problems + found)
 
