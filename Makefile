@@ -200,9 +200,10 @@ e2e: venv link docker base-image rehearsal-image
 	DSV4_REQUIRE_REHEARSAL=1 $(BIN)/pytest tests/e2e tests/rehearsal -m rehearsal -rP
 
 # Settings shared by every scenario: extensions/molecule/config.yml (molecule's base config for the collection).
-# rehearsal-image: the vllm_engine scenario runs the engines from it.
+# rehearsal-image: the vllm_engine scenario runs the engines from it. MOLECULE_SCENARIOS='a b' runs only those.
 molecule: venv link base-image rehearsal-image
-	@scenarios=$$(for f in extensions/molecule/*/molecule.yml; do [ -f "$$f" ] && basename "$$(dirname "$$f")"; done || true); \
+	@scenarios="$(MOLECULE_SCENARIOS)"; [ -n "$$scenarios" ] || \
+	  scenarios=$$(for f in extensions/molecule/*/molecule.yml; do [ -f "$$f" ] && basename "$$(dirname "$$f")"; done || true); \
 	if [ -z "$$scenarios" ]; then echo "molecule: no scenarios under extensions/molecule/"; exit 0; fi; \
 	export DSV4_BASE_IMAGE="$${DSV4_BASE_IMAGE:-$$(scripts/build-base-image.sh --print)}"; \
 	export DSV4_MOLECULE_ID="$(DSV4_MOLECULE_ID)"; \
