@@ -34,7 +34,9 @@ def hosts_for(topology, hardware):
     per_node = HARDWARE_PROFILES[hardware]["gpus_per_node"]
     tdef = TOPOLOGIES[topology]
     if not tdef["router"]:
-        return [{"name": "n1", "groups": ["serving"], "address": "10.0.0.1"}]
+        # One host, or as many as an engine spanning nodes needs (the first is its data-parallel head).
+        return [{"name": "n%d" % i, "groups": ["serving"], "address": "10.0.0.%d" % i}
+                for i in range(1, tdef["min_hosts"] + 1)]
     if not tdef["multi_node"]:
         if per_node >= 8:
             return [{"name": "n1", "groups": ["prefill", "decode", "router"], "address": "10.0.0.1"}]
@@ -100,3 +102,11 @@ def test_version_drift_is_still_real(vllm_serve_parser):
 def test_blackwell_flag_is_planned_where_it_drifts():
     blackwell = [argv for case_id, argv in CASES if "-b200-" in case_id or "-gb200-" in case_id]
     assert blackwell and all(any(a in VERSION_DRIFT for a in argv) for argv in blackwell)
+
+
+def test_every_node_of_an_engine_spanning_nodes_is_checked():
+    """Multi-node DEP: the head's argv and a worker's (with its start rank) both reach the parser."""
+    dep = [argv for case_id, argv in CASES if case_id.startswith("multi_node_dep-")]
+    assert any("--data-parallel-start-rank" not in argv for argv in dep)
+    assert any("--data-parallel-start-rank" in argv for argv in dep)
+    assert all("--data-parallel-hybrid-lb" in argv and "--data-parallel-address" in argv for argv in dep)

@@ -132,6 +132,24 @@ def _require_groups(b, problems):
         raise PlanError(problems + found)
 
 
+def _require_hosts(b):
+    """Each engine group of a topology whose engine spans nodes has the nodes it needs."""
+    need = b.topology["min_hosts"]
+    found = []
+    for role in b.topology["roles"]:
+        group = "serving" if role == "single" else role
+        members = [m["name"] for m in _members(b, group)]
+        if len(members) < need:
+            alone = "; on one host set %s: %s" % (var("topology"), b.topology["one_host"]) if b.topology[
+                "one_host"] else ""
+            found.append(Problem("groups['%s']" % b.group(group), members, "topology %s runs one engine across nodes "
+                                 "and needs at least %d hosts in inventory group '%s'; it has %d." % (
+                                     b.s["topology"], need, b.group(group), len(members)),
+                                 "add %d or more hosts to group '%s' (the first is the data-parallel head)%s." % (
+                                     need, b.group(group), alone)))
+    return found
+
+
 # ------------------------------------------------------------------------------------------------ engines
 def _engine_slots(b, problems):
     """(role, host, index, gpus, gpus variable) of every engine, in role order, with default GPU sets."""
@@ -165,13 +183,14 @@ def _pools(b, slots):
     pools = {}
     if not b.topology["multi_node"]:
         return pools
-    for role in b.topology["roles"]:
+    for role, rdef in b.topology["roles"].items():
         members = [x for x in slots if x[0] == role]
         rank = 0
+        rpc = rdef.get("rpc_port")
         for _role, h, i, gpus, _gvar in members:
             pools[(role, h["name"], i)] = {"size": sum(len(x[3]) for x in members), "start_rank": rank,
                                            "address": members[0][1]["address"], "nodes": len(members),
-                                           "rpc_port": b.s["%s_dp_rpc_port" % role]}
+                                           "rpc_port": b.s[rpc] if rpc else None, "rpc_var": var(rpc) if rpc else None}
             rank += len(gpus)
     return pools
 
@@ -205,7 +224,7 @@ def _values(b, role, h, gpus, gvar, pool, ports):
     if pool:
         values.update(dp_size=(pool["size"], gvar), start_rank=(pool["start_rank"], gvar),
                       dp_address=(pool["address"], var("address")),
-                      rpc_port=(pool["rpc_port"], var("%s_dp_rpc_port" % role)))
+                      rpc_port=(pool["rpc_port"], pool["rpc_var"]))
     if b.connector:
         kv = dict(kv_connector=b.connector["kv_connector"], **b.connector["kv_transfer"])
         seps = b.connector.get("json_separators", (",", ":"))
@@ -247,8 +266,8 @@ def _engine_ports(b, role, rdef, h, i, gpus, pool):
     for kind, setting in (b.connector or {}).get("ports", {}).items():
         name = setting.format(role=role)
         ports[kind], variables[kind] = b.s[name], var(name)
-    if pool:
-        ports["dp_rpc"], variables["dp_rpc"] = pool["rpc_port"], var("%s_dp_rpc_port" % role)
+    if pool and pool["rpc_port"] is not None:
+        ports["dp_rpc"], variables["dp_rpc"] = pool["rpc_port"], pool["rpc_var"]
     if b.topology["lmcache"]:
         ports["lmcache_zmq"] = b.s["lmcache_port"] + 10 * i
     ranges = {}
@@ -266,7 +285,8 @@ def _engine(b, slot, pools, router_host, problems):
     ports, port_vars, ranges = _engine_ports(b, role, rdef, h, i, gpus, pool)
     values = _values(b, role, h, gpus, gvar, pool, ports)
     features = set(b.features) | ({"port_not_default"} if ports["api"] != P.VLLM_DEFAULT_PORT else set()) | (
-        {"pool_nodes"} if pool and pool["nodes"] > 1 else set())
+        {"pool_nodes"} if pool and pool["nodes"] > 1 else set()) | ({"pool_worker"} if pool and pool["start_rank"]
+                                                                   else set())
     flags = Flags(lines(P.ENGINE_FLAGS[b.topology["flags"]][role], features, values))
     overrides = [(var(o), b.s[o]) for o in rdef["overrides"]]
     merge(flags, [(var(e), b.s[e]) for e in rdef["extra"]], overrides, h["name"], problems,
@@ -379,6 +399,7 @@ def build_plan(user_settings, hosts):
     b = Build(s)
     b.hosts = {str(h.get("name")): _host(h, b, problems) for h in hosts or []}
     _require_groups(b, problems)
+    problems.extend(_require_hosts(b))
     router_host = _members(b, "router")[0] if b.topology["router"] else None
     slots = _engine_slots(b, problems)
     pools = _pools(b, slots)

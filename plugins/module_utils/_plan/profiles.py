@@ -242,6 +242,13 @@ ENGINE_FLAGS = {
                               ("--data-parallel-size", "{dp}", None),
                               ("--compilation-config", '{"cudagraph_mode":"FULL_AND_PIECEWISE", '
                                '"custom_ops":["all"]}', None), ("@tail",)]},
+    # Multi-node DEP: one data-parallel + expert-parallel engine across nodes, every node serving its own API
+    # (hybrid load balancing); the head (start rank 0) writes no --data-parallel-start-rank.
+    "multi_dep": {"single": [("@common",), ("@reasoning",), ("--enable-expert-parallel", None, None),
+                             ("--data-parallel-hybrid-lb", None, None), ("--data-parallel-size", "{dp_size}", None),
+                             ("--data-parallel-size-local", "{dp}", None),
+                             ("--data-parallel-address", "{dp_address}", None),
+                             ("--data-parallel-start-rank", "{start_rank}", "pool_worker"), ("@tail",)]},
     "single_tp": {"single": [("@common",), ("@reasoning",), ("--tensor-parallel-size", "{tp}", None),
                              ("--no-enable-flashinfer-autotune", None, None), ("@tail",)]},
     "single_tep": {"single": [("@common",), ("@reasoning",), ("--tensor-parallel-size", "{tp}", None),
@@ -334,13 +341,16 @@ GPU_REQUEST = {"driver": "nvidia", "count": -1, "capabilities": [["gpu"]]}
 # "node": the hardware's GPUs / replicas), ``split_shared`` shares a host's GPUs equally between the roles one host
 # runs; ``flags``, ``env``, ``connector`` keys of ENGINE_FLAGS, ENV and CONNECTORS; ``router`` whether vllm-router
 # fronts the engines; ``published`` whether the recipe publishes the API port; ``shared`` whether the shared
-# filesystem is mounted; ``multi_node`` whether a role's engines form one data-parallel pool across hosts.
+# filesystem is mounted; ``multi_node`` whether a role's engines form one data-parallel pool across hosts (a role's
+# ``rpc_port`` names the setting of its pool's --data-parallel-rpc-port, where the recipe writes one; the first host
+# of the group is the pool's head); ``min_hosts`` the hosts each engine group needs, ``one_host`` the topology that
+# serves from fewer.
 _PD_ROLES = {"prefill": {"order": 20, "after": [], "router_bootstrap": True, "port": "prefill_port", "gpus_var": "prefill_gpus",
-                         "extra": ["extra_engine_args", "extra_prefill_args"],
+                         "rpc_port": "prefill_dp_rpc_port", "extra": ["extra_engine_args", "extra_prefill_args"],
                          "overrides": ["engine_flag_overrides", "prefill_flag_overrides"],
                          "env": ["extra_env", "extra_prefill_env"]},
              "decode": {"order": 30, "after": ["prefill"], "port": "decode_port", "gpus_var": "decode_gpus",
-                        "extra": ["extra_engine_args", "extra_decode_args"],
+                        "rpc_port": "decode_dp_rpc_port", "extra": ["extra_engine_args", "extra_decode_args"],
                         "overrides": ["engine_flag_overrides", "decode_flag_overrides"],
                         "env": ["extra_env", "extra_decode_env"]}}
 _SINGLE_ROLE = {"single": {"order": 20, "after": [], "port": "engine_port", "gpus_var": "engine_gpus",
@@ -350,11 +360,11 @@ _SINGLE_ROLE = {"single": {"order": 20, "after": [], "port": "engine_port", "gpu
 
 def _topology(description, hardware, flags, env, connector=None, router=False, roles=None, gpus=4,
               split_shared=False, published=False, privileged=True, shared=False, multi_node=False, lmcache=False,
-              defaults=None):
+              defaults=None, min_hosts=1, one_host=None):
     return {"description": description, "hardware": hardware, "flags": flags, "env": env, "connector": connector,
             "router": router, "roles": roles or _SINGLE_ROLE, "gpus": gpus, "split_shared": split_shared,
             "published": published, "privileged": privileged, "shared": shared, "multi_node": multi_node,
-            "lmcache": lmcache, "defaults": defaults or {}}
+            "lmcache": lmcache, "defaults": defaults or {}, "min_hosts": min_hosts, "one_host": one_host}
 
 
 TOPOLOGIES = {
@@ -380,6 +390,9 @@ TOPOLOGIES = {
                                   router=True, roles=_PD_ROLES, gpus="node", multi_node=True,
                                   defaults={"prefill_port": 8001, "decode_port": 8002,
                                             "decode_side_channel_port": 5558}),
+    "multi_node_dep": _topology("one data-parallel + expert-parallel engine across 2+ nodes, every node serving its "
+                                "own API port (hybrid load balancing)", "h200", "multi_dep", "ready_timeout",
+                                gpus="node", published=True, multi_node=True, min_hosts=2, one_host="single_node"),
     "lmcache_tp8": _topology("LMCache MP server beside a tensor-parallel + expert-parallel engine on each host",
                              "h200", "lmcache_tp", "none", connector="lmcache_mp", gpus="node", privileged=False,
                              lmcache=True),
