@@ -13,7 +13,7 @@ import sys
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-INVENTORIES = ["h200_pd", "h200_pd_nixl", "single_node", "gb200_pd_cluster", "lmcache_tp8"]
+INVENTORIES = ["h200_pd", "h200_pd_nixl", "single_node", "gb200_pd_cluster", "lmcache_tp8", "multi_node_dep"]
 SERVICE_KEYS = {"host", "name", "kind", "role", "image", "argv", "env", "gpus", "ports", "container", "url",
                 "health_url", "start_order", "after", "restart_with", "plan_hash", "command", "entrypoint"}
 

@@ -15,7 +15,7 @@ from ansible_collections.inference.deepseek_v4.plugins.module_utils._plan.profil
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 ROLES = sorted(r for r in os.listdir(os.path.join(ROOT, "roles"))
                if os.path.isfile(os.path.join(ROOT, "roles", r, "meta", "argument_specs.yml")))
-INVENTORIES = ["h200_pd", "h200_pd_nixl", "single_node", "gb200_pd_cluster", "lmcache_tp8"]
+INVENTORIES = ["h200_pd", "h200_pd_nixl", "single_node", "gb200_pd_cluster", "lmcache_tp8", "multi_node_dep"]
 
 
 def load(*parts):
