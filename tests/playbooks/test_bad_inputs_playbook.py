@@ -21,11 +21,12 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 with open(os.path.join(ROOT, "tests", "fixtures", "bad_inputs", "cases.yml"), encoding="utf-8") as _f:
     CORPUS = yaml.safe_load(_f)
 BY_ID = {c["id"]: c for c in CORPUS["cases"]}
-# One per topology family: Mooncake pair, NIXL pair, router without engines, single-node, GB200 cluster, LMCache.
+# One per topology family: Mooncake pair, NIXL pair, router without engines, single-node, GB200 cluster, LMCache,
+# multi-node DEP.
 CASE_IDS = ["h200_pd-overlapping-gpu-sets", "h200_pd_nixl-decode-side-channel-inside-the-prefill-range",
             "h200_pd-router-without-engines", "single_node-api-port-moved-by-an-extra-flag",
             "gb200_pd_cluster-dp-rpc-port-inside-the-side-channel-range",
-            "lmcache_tp8-second-replica-http-port-on-the-first-engine"]
+            "lmcache_tp8-second-replica-http-port-on-the-first-engine", "multi_node_dep-one-node"]
 WALL_LIMIT_S = 60
 
 

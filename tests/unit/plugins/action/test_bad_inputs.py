@@ -22,8 +22,8 @@ CASES_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."
 with open(CASES_FILE, encoding="utf-8") as _f:
     CORPUS = yaml.safe_load(_f)
 CASES = CORPUS["cases"]
-TOPOLOGIES = ("single_node", "single_node_tp", "single_node_tep", "h200_pd", "h200_pd_nixl", "gb200_pd_cluster",
-              "lmcache_tp8")
+TOPOLOGIES = ("single_node", "single_node_tp", "single_node_tep", "multi_node_dep", "h200_pd", "h200_pd_nixl",
+              "gb200_pd_cluster", "lmcache_tp8")
 LIMIT_S = 5.0
 
 
