@@ -550,3 +550,40 @@ def test_transfer_names_its_protocol_setting_and_devices():
     assert transfer["device_names"] == ["mlx5_0", "mlx5_1"]
     nixl = plan({"topology": "h200_pd_nixl"})["transfer"]
     assert nixl["protocol_variable"] is None and nixl["device_names"] == []
+
+
+# ------------------------------------------------------------------------------------------------ port flags, KV transfer
+def test_port_flag_moved_off_its_setting_is_refused_and_a_matching_one_is_not():
+    one({"decode_flag_overrides": {"--port": 8000}}, variable="plan_decode_flag_overrides", text="--port")
+    one({"topology": "single_node", "extra_engine_args": ["--port", "8001"]}, SERVING_HOST,
+        variable="plan_extra_engine_args", text="plan_engine_port")
+    plan({"decode_port": 8005})
+    plan({"decode_flag_overrides": {"--port": 8001}})
+    plan({"topology": "lmcache_tp8", "lmcache_port": 6000, "lmcache_http_port": 8081}, SERVING_HOST)
+
+
+def test_kv_transfer_config_follows_the_topology_and_the_settings():
+    nixl = {"--kv-transfer-config": {"kv_connector": "NixlConnector", "kv_role": "kv_both"}}
+    p = one({"engine_flag_overrides": nixl}, variable="plan_engine_flag_overrides", text="moves KV with")
+    assert "h200_pd_nixl" in p.fix
+    tcp = {"--kv-transfer-config": {"kv_connector": "MooncakeConnector", "kv_role": "kv_both",
+                                    "kv_connector_extra_config": {"mooncake_protocol": "tcp"}}}
+    one({"prefill_flag_overrides": tcp}, variable="plan_prefill_flag_overrides", text="plan_mooncake_protocol")
+    plan({"prefill_flag_overrides": tcp, "mooncake_protocol": "tcp"})
+    plan({"topology": "single_node", "extra_engine_args": [
+        "--kv-transfer-config", '{"kv_connector":"OffloadingConnector","kv_role":"kv_both"}']}, SERVING_HOST)
+
+
+def test_booleans_and_strings_are_type_checked():
+    one({"enable_mtp": "yes please"}, variable="plan_enable_mtp", text="boolean")
+    one({"model": ["deepseek-ai/DeepSeek-V4-Flash"]}, variable="plan_model", text="string")
+    one({"image": "vllm/vllm-openai:latest", "allow_untagged_image": "false"}, variable="plan_image")
+    assert plan({"image": "vllm/vllm-openai:latest", "allow_untagged_image": "true"})["image"].endswith(":latest")
+
+
+def test_development_build_tags_and_json_blackwell_flags_are_refused():
+    one({"image": "vllm/vllm-openai:v0.26.0.dev12"}, variable="plan_image", text="not a tagged release")
+    one({"extra_engine_args": ["--attention-config", '{"use_fp4_indexer_cache": true}']},
+        variable="plan_extra_engine_args", text="Blackwell-only")
+    plan({"image": "vllm/vllm-openai:v0.25.0"})
+    plan({"extra_engine_args": ["--attention-config", '{"use_fp4_indexer_cache": false}']})
