@@ -29,17 +29,22 @@ class ActionModule(ActionBase):
     TRANSFERS_FILES = False
     _VALID_ARGS = frozenset(("settings", "hosts", "dest"))
 
-    def _host_entry(self, name, groups, hostvars, global_names):
-        """The plan's view of one inventory host: its groups, its per-host settings and any plan_* variable of
-        its own that no table knows (refused by the plan, with the closest real name; one the play's settings
-        carry too is reported once, there)."""
+    def _host_entry(self, name, groups, hostvars, settings):
+        """The plan's view of one inventory host: its groups, its per-host settings, any plan_* variable of its
+        own that no table knows (refused by the plan, with the closest real name; one the play's settings carry
+        too is reported once, there), and any whole-plan setting whose value on this host differs from the
+        play's (refused: it would be ignored)."""
         entry = {"name": name, "groups": groups}
         for key, value in hostvars.items():
             if not key.startswith(VAR_PREFIX):
                 continue
             short = key[len(VAR_PREFIX):]
-            if short in HOST_SETTINGS or (short not in SETTINGS and short not in global_names):
+            if short in HOST_SETTINGS or (short not in SETTINGS and short not in settings):
                 entry[short] = self._templar.template(value)
+            elif short in SETTINGS:
+                value = self._templar.template(value)
+                if value != settings.get(short, SETTINGS[short]["default"]):
+                    entry[short] = value
         if "address" not in entry:
             entry["address"] = self._templar.template(hostvars.get("ansible_host", name))
         return entry
@@ -51,7 +56,7 @@ class ActionModule(ActionBase):
         for _role, group in topology_groups(settings):
             for name in groups.get(group, []):
                 members.setdefault(name, []).append(group)
-        return [self._host_entry(name, member_of, hostvars[name], set(settings))
+        return [self._host_entry(name, member_of, hostvars[name], settings)
                 for name, member_of in members.items()]
 
     def run(self, tmp=None, task_vars=None):

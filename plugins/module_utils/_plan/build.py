@@ -94,7 +94,8 @@ def _gpu_list(value, variable, host, problems):
 def _host(h, b, problems):
     name = str(h.get("name"))
     for key in sorted(set(h) - set(P.HOST_SETTINGS) - {"name", "groups"}):
-        problems.append(settings.unknown_setting(key, h[key], host=name))
+        problems.append(settings.host_scoped(key, h[key], name) if key in P.SETTINGS
+                        else settings.unknown_setting(key, h[key], host=name))
     count = h.get("gpu_count", b.hardware["gpus_per_node"])
     try:
         count = int(count)

@@ -46,6 +46,13 @@ def unknown_setting(name, value, host=None, known=None):
                    "%s (every setting: roles/plan/README.md)." % fix, host)
 
 
+def host_scoped(name, value, host):
+    """The problem of a whole-plan setting given one host a value of its own (it would be ignored)."""
+    return Problem(var(name), value, "applies to the whole plan, not to one host; this host's value differs from the "
+                   "play's.", "set %s once for every host (group_vars/all, the play or -e), not in this host's or "
+                   "group's variables." % var(name), host)
+
+
 def merge(user):
     """(settings, problems): every setting resolved; the problems of names and types."""
     settings = {name: copy.deepcopy(row["default"]) for name, row in P.SETTINGS.items()}

@@ -65,3 +65,19 @@ def test_hosts_come_from_the_inventory_when_omitted():
     misspelt = dict(task_vars, hostvars={"node1": {"ansible_host": "10.0.0.11", "plan_prefil_gpus": [0, 1]}})
     result = run({"settings": {"topology": "h200_pd"}}, task_vars=misspelt)
     assert result["failed"] and "plan_prefill_gpus" in result["msg"]
+
+
+def test_a_whole_plan_setting_given_to_one_host_is_refused():
+    groups = {"prefill": ["node1"], "decode": ["node1"], "router": ["node1"]}
+    # The same value as the play's (group_vars/all reaches both): nothing to say.
+    same = {"groups": groups, "hostvars": {"node1": {"ansible_host": "10.0.0.11", "plan_max_model_len": 393216,
+                                                     "plan_topology": "h200_pd"}}}
+    result = run({"settings": {"topology": "h200_pd", "max_model_len": 393216}}, task_vars=same)
+    assert not result.get("failed"), result.get("msg")
+    # Only this host's variables set it (host_vars, or group_vars of the prefill group): it would be ignored.
+    own = {"groups": groups, "hostvars": {"node1": {"ansible_host": "10.0.0.11", "plan_max_model_len": 131072}}}
+    result = run({"settings": {"topology": "h200_pd"}}, task_vars=own)
+    assert result["failed"]
+    (problem,) = [p for p in result["problems"] if p["variable"] == "plan_max_model_len"]
+    assert problem["host"] == "node1" and problem["found"] == 131072
+    assert "whole plan" in problem["message"] and "group_vars/all" in problem["fix"]
