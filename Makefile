@@ -1,8 +1,9 @@
 # inference.deepseek_v4: developer and CI entry points. Run from the repository root (= collection root).
 #
 #   make setup     apt packages, Docker engine, .venv/, collection link, base and rehearsal images, vLLM CPU venv
-#   make rehearse  the main job: roll out playbooks/h200_pd.yml on the local Docker engine (CPU rehearsal)
-#   make rehearse-teardown  remove what the rehearsal rolled out (playbooks/teardown.yml on the node)
+#   make rehearse  the main job: roll out playbooks/h200_pd.yml on the local Docker engine (CPU rehearsal);
+#                  TOPOLOGY=gb200_pd_cluster rehearses the five-host GB200 cluster instead
+#   make rehearse-teardown  remove what the rehearsal rolled out (playbooks/teardown.yml on the node; TOPOLOGY too)
 #   make plan      compute the serving plan for inventories/h200_pd
 #   make lint      ansible-lint (production profile, offline)
 #   make sanity    ansible-test sanity on a copy of the collection under build/
@@ -125,14 +126,16 @@ getpip: venv
 # from the rehearsal image, vllm-router under systemd, the smoke test through the router. REHEARSE_ARGS go to
 # ansible-playbook, e.g. REHEARSE_ARGS='-e @overrides.yml' (a plan_decode_flag_overrides change recreates decode only).
 REHEARSE_ARGS ?=
+# The rehearsal's topology: h200_pd (one node) or gb200_pd_cluster (five nodes, scripts/rehearse-cluster.sh).
+TOPOLOGY ?= h200_pd
 
 rehearse: venv link docker base-image rehearsal-image
-	ANSIBLE_PLAYBOOK=$(BIN)/ansible-playbook scripts/rehearse.sh -- $(REHEARSE_ARGS)
+	TOPOLOGY=$(TOPOLOGY) ANSIBLE_PLAYBOOK=$(BIN)/ansible-playbook scripts/rehearse.sh -- $(REHEARSE_ARGS)
 
 # playbooks/teardown.yml against the node; `scripts/rehearse.sh --destroy` also removes the node container and
 # the rehearsal's data directories.
 rehearse-teardown: venv link
-	ANSIBLE_PLAYBOOK=$(BIN)/ansible-playbook scripts/rehearse.sh --teardown
+	TOPOLOGY=$(TOPOLOGY) ANSIBLE_PLAYBOOK=$(BIN)/ansible-playbook scripts/rehearse.sh --teardown
 
 plan: venv link
 	$(BIN)/ansible-playbook playbooks/plan.yml -i $(INVENTORY)

@@ -7,6 +7,9 @@
 #   scripts/rehearse.sh --node       only make sure the node container runs (with its hardware doubles)
 # Extra arguments after `--` go to ansible-playbook (for example -e plan_decode_flag_overrides=...).
 #
+# TOPOLOGY picks the rehearsal: h200_pd (default, the one "H200 node" below) or gb200_pd_cluster (five nodes with a
+# network namespace each, scripts/rehearse-cluster.sh, inventory tests/rehearsal/gb200_pd_cluster/inventory/).
+#
 # Environment: DSV4_REHEARSAL_NODE (node container name), DSV4_REHEARSAL_IMAGE (engine image to use
 # instead of building scripts/build-rehearsal-image.sh's), ANSIBLE_PLAYBOOK (ansible-playbook to use,
 # default .venv/bin/ansible-playbook, else the one on PATH).
@@ -16,6 +19,12 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 export ANSIBLE_CONFIG="$ROOT/ansible.cfg"
 
+case "${TOPOLOGY:-h200_pd}" in
+  h200_pd) ;;
+  gb200_pd_cluster) exec bash "$ROOT/scripts/rehearse-cluster.sh" "$@" ;;
+  *) echo "unknown TOPOLOGY=${TOPOLOGY} (rehearsals: h200_pd, gb200_pd_cluster)" >&2; exit 2 ;;
+esac
+
 NODE=${DSV4_REHEARSAL_NODE:-deepseek-v4-rehearsal-node}
 export DSV4_REHEARSAL_NODE=$NODE
 DATA_DIR=/var/lib/deepseek-v4-rehearsal
@@ -24,7 +33,7 @@ case "${1:-}" in
   --teardown) ACTION=teardown; shift ;;
   --destroy) ACTION=destroy; shift ;;
   --node) ACTION=node; shift ;;
-  --help|-h) sed -n '2,12p' "$0"; exit 0 ;;
+  --help|-h) sed -n '2,15p' "$0"; exit 0 ;;
 esac
 [ "${1:-}" = "--" ] && shift
 
