@@ -1,10 +1,11 @@
 """End-to-end CPU rehearsal of playbooks/h200_pd.yml (scripts/rehearse.sh, tests/rehearsal/inventory/).
 
-From a clean state: roll out (GPU preflight and RDMA checks against the node's hardware doubles, engines,
-router, smoke test), check the smoke test passed through the router with the answer checks of a real
-deployment, re-run (changed=0), change one decode flag and check that only the decode container was
-recreated, tear down and check that no container, unit or file is left. The rehearsal is destroyed before
-and after, also when a step fails. Wall times of the steps are printed (`pytest -rP` shows them).
+From a clean state: a dry run (`--check --diff`: it fails nowhere and starts nothing), roll out (GPU preflight
+and RDMA checks against the node's hardware doubles, engines, router, smoke test), check the smoke test passed
+through the router with the answer checks of a real deployment, re-run (changed=0), a dry run on the deployed
+endpoint (changed=0), change one decode flag and check that only the decode container was recreated, tear down
+and check that no container, unit or file is left. The rehearsal is destroyed before and after, also when a step
+fails. Wall times of the steps are printed (`pytest -rP` shows them).
 
 Skipped when Docker or the images are missing, unless DSV4_REQUIRE_REHEARSAL=1 (then those fail).
 DSV4_REHEARSAL_IMAGE picks the engine image (default: scripts/build-rehearsal-image.sh --print).
@@ -150,6 +151,14 @@ def test_rehearsal_rollout_rerun_change_teardown(clean_rehearsal):
     timings = {}
     assert not SUMMARY.exists() and not PREFLIGHT_REPORT.exists(), "rehearse.sh --destroy left reports"
 
+    # 0. A dry run on the fresh node reports what it would change, fails nowhere and starts nothing.
+    out = timed_rehearse(timings, "dry run (fresh)", "--", "--check", "--diff")
+    counts = recap(out)
+    assert all(c["failed"] == 0 and c["unreachable"] == 0 for c in counts.values()), counts
+    assert counts["h200-node-1"]["changed"] > 0, counts
+    assert rollout_containers() == [] and not node_path_exists(f"/etc/systemd/system/{ROUTER_UNIT}")
+    assert not SUMMARY.exists()
+
     # 1. Roll out from a clean state: the host checks pass on the node's doubles; the smoke test passes
     #    through the router with the checks of a real deployment (answer 323, reasoning in the think modes).
     out = timed_rehearse(timings, "first rollout")
@@ -175,6 +184,10 @@ def test_rehearsal_rollout_rerun_change_teardown(clean_rehearsal):
     out = timed_rehearse(timings, "no-op re-run")
     assert all(c["changed"] == 0 and c["failed"] == 0 for c in recap(out).values()), recap(out)
     assert (container_id(PREFILL), container_id(DECODE)) == (prefill_id, decode_id)
+
+    # A dry run on the deployed endpoint: changed=0.
+    out = timed_rehearse(timings, "dry run (deployed)", "--", "--check", "--diff")
+    assert all(c["changed"] == 0 and c["failed"] == 0 for c in recap(out).values()), recap(out)
 
     # 3. One decode flag changes: only decode is recreated.
     out = timed_rehearse(timings, "decode change", "--", "-e",
