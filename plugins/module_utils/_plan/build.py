@@ -285,9 +285,10 @@ def _engine(b, slot, pools, router_host, problems):
     pool = pools.get((role, h["name"], i))
     ports, port_vars, ranges = _engine_ports(b, role, rdef, h, i, gpus, pool)
     values = _values(b, role, h, gpus, gvar, pool, ports)
-    features = set(b.features) | ({"port_not_default"} if ports["api"] != P.VLLM_DEFAULT_PORT else set()) | (
-        {"pool_nodes"} if pool and pool["nodes"] > 1 else set()) | ({"pool_worker"} if pool and pool["start_rank"]
-                                                                   else set())
+    features = set(b.features)
+    features.update(name for name, on in (("port_not_default", ports["api"] != P.VLLM_DEFAULT_PORT),
+                                          ("pool_nodes", bool(pool) and pool["nodes"] > 1),
+                                          ("pool_worker", bool(pool) and bool(pool["start_rank"]))) if on)
     flags = Flags(lines(P.ENGINE_FLAGS[b.topology["flags"]][role], features, values))
     overrides = [(var(o), b.s[o]) for o in rdef["overrides"]]
     merge(flags, [(var(e), b.s[e]) for e in rdef["extra"]], overrides, h["name"], problems,

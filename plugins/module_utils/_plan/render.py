@@ -15,6 +15,10 @@ from ansible_collections.inference.deepseek_v4.plugins.module_utils._plan import
 from ansible_collections.inference.deepseek_v4.plugins.module_utils._plan.template import fill
 
 
+# Service kinds that answer OpenAI requests (LMCache answers only its health URL).
+SERVES_OPENAI_API = ("engine", "router")
+
+
 def service_hash(svc):
     spec = {k: v for k, v in svc.items() if k not in ("plan_hash", "command") and not k.startswith("_")}
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode("utf-8")).hexdigest()
@@ -72,9 +76,11 @@ def render_command(svc):
 def _finish_service(svc):
     svc["args"] = svc["argv"][len(svc["entrypoint"] or []):]
     base = svc["health_url"].rsplit("/", 1)[0]
-    engine = svc["kind"] == "engine"
-    svc["readiness"] = {"health": svc["health_url"], "models": base + "/v1/models" if engine else None,
-                        "completion": base + "/v1/completions" if engine else None}
+    # Engines and the router serve the OpenAI API: ready means a listed model and one real completion (the
+    # router's /readiness said ready while every request through it failed).
+    serves = svc["kind"] in SERVES_OPENAI_API
+    svc["readiness"] = {"health": svc["health_url"], "models": base + "/v1/models" if serves else None,
+                        "completion": base + "/v1/completions" if serves else None}
     c = svc["container"]
     if c is not None:
         # Docker ignores published ports on the host network: the recipe's -p stays in the printed command only.
@@ -127,7 +133,8 @@ def plan(b):
     target = routers[0] if routers else [x for x in services if x["kind"] == "engine"][0]
     s = b.s
     result = {
-        "topology": s["topology"], "description": b.topology["description"], "hardware": b.hardware["name"],
+        "topology": s["topology"], "name_prefix": s["name_prefix"], "description": b.topology["description"],
+        "hardware": b.hardware["name"],
         "recipe": s["recipe"], "model": s["model"], "image": s["image"], "vllm_version": s["vllm_version"],
         "router_version": s["router_version"], "kv_connector": (b.connector or {}).get("kv_connector"),
         "reasoning_modes": list(s["reasoning_modes"]), "reasoning_parser": parsers[0] if parsers else None,
