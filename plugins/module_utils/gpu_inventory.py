@@ -309,6 +309,213 @@ def _fmt_bytes(value):
     return "%.1f GB" % (value / 1e9)
 
 
+# One function per check: each takes the facts and the requirements and returns its Problems (a list, empty when
+# the check passes or is not asked for). CHECKS lists them in the order their problems are reported.
+
+def check_nvidia_smi(facts, req):
+    if facts.get("nvidia_smi"):
+        return []
+    return [_failure(
+        req.get("host"), "nvidia_smi",
+        "nvidia-smi not found or not working (%s)" % (facts.get("nvidia_smi_error") or "absent"),
+        "a working NVIDIA driver with nvidia-smi",
+        "install the NVIDIA data-center driver (>= %s, open kernel modules) and reboot" % (req.get("min_driver") or "580"))]
+
+
+def check_gpu_count(facts, req):
+    """At least ``gpu_count`` GPUs, and every index the plan assigns to this host."""
+    gpus = facts.get("gpus") or []
+    needed_count = req.get("gpu_count") or 0
+    indices = req.get("gpu_indices") or []
+    if indices:
+        needed_count = max(needed_count, max(indices) + 1)
+    if not needed_count or len(gpus) >= needed_count:
+        return []
+    assigned = (" (indices %s assigned by the plan)" % ",".join(str(i) for i in indices)) if indices else ""
+    return [_failure(
+        req.get("host"), "gpu_count", "%d GPUs" % len(gpus), "%d GPUs%s" % (needed_count, assigned),
+        "check `nvidia-smi -L` and `dmesg | grep -i nvrm` for a GPU that fell off the bus (Xid 79), "
+        "reseat or replace it, or assign fewer GPUs to this host in the plan")]
+
+
+def check_gpu_model(facts, req):
+    gpus = facts.get("gpus") or []
+    allowed = req.get("gpu_names") or []
+    if not (allowed and gpus):
+        return []
+    bad = sorted(set(g.get("name") or "unknown" for g in gpus if (g.get("name") or "") not in allowed))
+    if not bad:
+        return []
+    return [_failure(
+        req.get("host"), "gpu_model", ", ".join(bad), "one of: %s" % ", ".join(allowed),
+        "run on hosts of the hardware profile's GPU model or choose the matching hardware profile in the plan")]
+
+
+def check_driver_version(facts, req):
+    driver = facts.get("driver_version")
+    min_driver = req.get("min_driver")
+    if not (min_driver and facts.get("nvidia_smi")) or version_at_least(driver, min_driver):
+        return []
+    return [_failure(
+        req.get("host"), "driver_version", driver or "unknown", ">= %s (CUDA 13 images)" % min_driver,
+        "install NVIDIA driver branch %s or newer (with the matching nvidia-fabricmanager on NVSwitch systems) "
+        "and reboot" % min_driver)]
+
+
+def check_cuda_version(facts, req):
+    min_cuda = req.get("min_cuda")
+    if not (min_cuda and facts.get("nvidia_smi")) or version_at_least(facts.get("cuda_version"), min_cuda):
+        return []
+    return [_failure(
+        req.get("host"), "cuda_version", facts.get("cuda_version") or "unknown", ">= %s" % min_cuda,
+        "upgrade the driver: the CUDA version nvidia-smi shows is the newest the driver supports")]
+
+
+def check_gpu_memory(facts, req):
+    gpus = facts.get("gpus") or []
+    min_mem = req.get("min_gpu_memory_mib")
+    small = [g for g in gpus if (g.get("memory_total_mib") or 0) < min_mem] if min_mem else []
+    if not small:
+        return []
+    return [_failure(
+        req.get("host"), "gpu_memory",
+        ", ".join("GPU %s: %s MiB" % (g.get("index"), g.get("memory_total_mib")) for g in small),
+        ">= %d MiB per GPU" % min_mem,
+        "use GPUs with enough memory for the model or a hardware profile that matches these GPUs")]
+
+
+def check_compute_capability(facts, req):
+    gpus = facts.get("gpus") or []
+    min_cc = req.get("min_compute_capability")
+    low = [g for g in gpus if g.get("compute_cap") and not version_at_least(g.get("compute_cap"), min_cc)] \
+        if min_cc else []
+    if not low:
+        return []
+    return [_failure(
+        req.get("host"), "compute_capability",
+        ", ".join("GPU %s: %s" % (g.get("index"), g.get("compute_cap")) for g in low),
+        ">= %s" % min_cc, "use GPUs of the hardware profile's architecture")]
+
+
+def check_mig_mode(facts, req):
+    gpus = facts.get("gpus") or []
+    mig = [g for g in gpus if g.get("mig_enabled")] if req.get("require_mig_disabled", True) else []
+    if not mig:
+        return []
+    return [_failure(
+        req.get("host"), "mig_mode", "MIG enabled on GPU %s" % ",".join(str(g.get("index")) for g in mig),
+        "MIG disabled on every GPU",
+        "stop GPU clients, run `nvidia-smi -i <index> -mig 0` for each listed GPU, then reset the GPUs or reboot")]
+
+
+def _needs_fabricmanager(facts, req):
+    """``require_fabricmanager`` when set, else whether the host has NVSwitches (said by ``nvswitch`` or detected)."""
+    nvswitch = req.get("nvswitch")
+    nvswitch_detected = bool((facts.get("nvswitch") or {}).get("present"))
+    needs_fm = req.get("require_fabricmanager")
+    if needs_fm is not None:
+        return needs_fm
+    return bool(nvswitch) or (nvswitch is None and nvswitch_detected)
+
+
+def check_fabricmanager(facts, req):
+    fm = facts.get("fabricmanager") or {}
+    if not _needs_fabricmanager(facts, req) or fm.get("active"):
+        return []
+    return [_failure(
+        req.get("host"), "fabricmanager", "nvidia-fabricmanager %s" % (fm.get("state") or "not installed"),
+        "nvidia-fabricmanager active (NVSwitch system; otherwise CUDA error 802)",
+        "install nvidia-fabricmanager matching driver %s and run `systemctl enable --now nvidia-fabricmanager`"
+        % (facts.get("driver_version") or "version"))]
+
+
+def check_fabricmanager_version(facts, req):
+    fm = facts.get("fabricmanager") or {}
+    driver = facts.get("driver_version")
+    if not _needs_fabricmanager(facts, req) or not req.get("require_fabricmanager_version_match", True):
+        return []
+    if not (fm.get("installed") or fm.get("version")):
+        return []
+    fm_version = fm.get("version")
+    if fm_version is not None and not (driver and fm_version != driver):
+        return []
+    return [_failure(
+        req.get("host"), "fabricmanager_version", fm_version or "unknown",
+        "%s (equal to the driver)" % (driver or "the driver version"),
+        "install nvidia-fabricmanager %s (same version as the driver), then restart nvidia-fabricmanager"
+        % (driver or "<driver version>"))]
+
+
+def check_imex_channels(facts, req):
+    if not req.get("imex") or (facts.get("imex") or {}).get("channels"):
+        return []
+    return [_failure(
+        req.get("host"), "imex_channels", "no IMEX channel devices",
+        "/dev/nvidia-caps-imex-channels/channel0 (multi-node NVLink on GB200)",
+        "start nvidia-imex and create the channel: `mknod /dev/nvidia-caps-imex-channels/channel0 c "
+        "$(awk '$2==\"nvidia-caps-imex-channels\"{print $1}' /proc/devices) 0` (not persistent across reboots), "
+        "or load nvidia with NVreg_CreateImexChannel0=1")]
+
+
+def check_container_runtime(facts, req):
+    """A Docker engine that answers, then the NVIDIA container toolkit (one problem at most)."""
+    if not req.get("require_container_runtime"):
+        return []
+    docker = facts.get("docker") or {}
+    toolkit = facts.get("container_toolkit") or {}
+    if not docker.get("available"):
+        return [_failure(
+            req.get("host"), "container_runtime",
+            "docker not answering (%s)" % (docker.get("error") or "docker not installed"),
+            "a running Docker engine", "install Docker and run `systemctl enable --now docker`")]
+    if toolkit.get("hook") or toolkit.get("container_cli_version") or docker.get("nvidia_runtime"):
+        return []
+    return [_failure(
+        req.get("host"), "container_runtime", "Docker without the NVIDIA container toolkit",
+        "nvidia-container-toolkit (docker run --gpus all)",
+        "install nvidia-container-toolkit, run `nvidia-ctk runtime configure --runtime=docker` and restart docker")]
+
+
+def check_architecture(facts, req):
+    arch = normalize_arch(req.get("arch"))
+    found_arch = normalize_arch(facts.get("architecture"))
+    if not (arch and found_arch and arch != found_arch):
+        return []
+    return [_failure(
+        req.get("host"), "architecture", found_arch, "%s (the engine image platform)" % arch,
+        "run this hardware profile on %s hosts or select the profile and image built for %s" % (arch, found_arch))]
+
+
+def _disk_required(disk, req):
+    """Free bytes needed at the weights cache: an absolute figure, or what is still to download plus headroom."""
+    required = req.get("disk_required_bytes")
+    if not required and req.get("weights_size_bytes"):
+        missing = max(0, int(req["weights_size_bytes"]) - int(disk.get("weights_present_bytes") or 0))
+        required = missing + int(req.get("disk_headroom_bytes") or 0) if missing else 0
+    return required
+
+
+def check_disk_space(facts, req):
+    disk = facts.get("disk") or {}
+    required = _disk_required(disk, req)
+    if not required:
+        return []
+    free = disk.get("free_bytes")
+    if free is not None and free >= required:
+        return []
+    return [_failure(
+        req.get("host"), "disk_space",
+        "%s free at %s" % (_fmt_bytes(free), disk.get("checked_path") or disk.get("path") or "?"),
+        "%s free for the weights at %s" % (_fmt_bytes(required), disk.get("path") or "?"),
+        "free space or point the weights cache directory (plan weights.cache_dir) at a larger volume")]
+
+
+CHECKS = [check_nvidia_smi, check_gpu_count, check_gpu_model, check_driver_version, check_cuda_version,
+          check_gpu_memory, check_compute_capability, check_mig_mode, check_fabricmanager,
+          check_fabricmanager_version, check_imex_channels, check_container_runtime, check_architecture,
+          check_disk_space]
+
+
 def evaluate(facts, req):
     """Compare gpu_info output with requirements; return a list of Problems (empty: the host passes).
 
@@ -324,152 +531,10 @@ def evaluate(facts, req):
     cache), or ``weights_size_bytes`` with ``disk_headroom_bytes`` (needed = size - bytes already cached + headroom).
 
     Each Problem names the ``check`` that failed, the ``host``, what was ``found``, what is ``needed``, a short
-    ``message`` and the ``fix``; ``variable`` is None (the host, not a setting, is at fault).
+    ``message`` and the ``fix``; ``variable`` is None (the host, not a setting, is at fault). The checks are those
+    of ``CHECKS``, in its order.
     """
-    host = req.get("host")
     problems = []
-    gpus = facts.get("gpus") or []
-    driver = facts.get("driver_version")
-
-    if not facts.get("nvidia_smi"):
-        problems.append(_failure(
-            host, "nvidia_smi", "nvidia-smi not found or not working (%s)" % (facts.get("nvidia_smi_error") or "absent"),
-            "a working NVIDIA driver with nvidia-smi",
-            "install the NVIDIA data-center driver (>= %s, open kernel modules) and reboot" % (req.get("min_driver") or "580")))
-
-    # GPU count and indices.
-    needed_count = req.get("gpu_count") or 0
-    indices = req.get("gpu_indices") or []
-    if indices:
-        needed_count = max(needed_count, max(indices) + 1)
-    if needed_count and len(gpus) < needed_count:
-        problems.append(_failure(
-            host, "gpu_count", "%d GPUs" % len(gpus),
-            "%d GPUs%s" % (needed_count, (" (indices %s assigned by the plan)" % ",".join(str(i) for i in indices)) if indices else ""),
-            "check `nvidia-smi -L` and `dmesg | grep -i nvrm` for a GPU that fell off the bus (Xid 79), "
-            "reseat or replace it, or assign fewer GPUs to this host in the plan"))
-
-    # GPU model.
-    allowed = req.get("gpu_names") or []
-    if allowed and gpus:
-        bad = sorted(set(g.get("name") or "unknown" for g in gpus if (g.get("name") or "") not in allowed))
-        if bad:
-            problems.append(_failure(
-                host, "gpu_model", ", ".join(bad), "one of: %s" % ", ".join(allowed),
-                "run on hosts of the hardware profile's GPU model or choose the matching hardware profile in the plan"))
-
-    # Driver.
-    min_driver = req.get("min_driver")
-    if min_driver and facts.get("nvidia_smi"):
-        if not version_at_least(driver, min_driver):
-            problems.append(_failure(
-                host, "driver_version", driver or "unknown", ">= %s (CUDA 13 images)" % min_driver,
-                "install NVIDIA driver branch %s or newer (with the matching nvidia-fabricmanager on NVSwitch systems) and reboot" % min_driver))
-
-    min_cuda = req.get("min_cuda")
-    if min_cuda and facts.get("nvidia_smi") and not version_at_least(facts.get("cuda_version"), min_cuda):
-        problems.append(_failure(
-            host, "cuda_version", facts.get("cuda_version") or "unknown", ">= %s" % min_cuda,
-            "upgrade the driver: the CUDA version nvidia-smi shows is the newest the driver supports"))
-
-    # Memory per GPU.
-    min_mem = req.get("min_gpu_memory_mib")
-    if min_mem and gpus:
-        small = [g for g in gpus if (g.get("memory_total_mib") or 0) < min_mem]
-        if small:
-            problems.append(_failure(
-                host, "gpu_memory",
-                ", ".join("GPU %s: %s MiB" % (g.get("index"), g.get("memory_total_mib")) for g in small),
-                ">= %d MiB per GPU" % min_mem,
-                "use GPUs with enough memory for the model or a hardware profile that matches these GPUs"))
-
-    # Compute capability.
-    min_cc = req.get("min_compute_capability")
-    if min_cc and gpus:
-        low = [g for g in gpus if g.get("compute_cap") and not version_at_least(g.get("compute_cap"), min_cc)]
-        if low:
-            problems.append(_failure(
-                host, "compute_capability",
-                ", ".join("GPU %s: %s" % (g.get("index"), g.get("compute_cap")) for g in low),
-                ">= %s" % min_cc, "use GPUs of the hardware profile's architecture"))
-
-    # MIG.
-    if req.get("require_mig_disabled", True) and gpus:
-        mig = [g for g in gpus if g.get("mig_enabled")]
-        if mig:
-            problems.append(_failure(
-                host, "mig_mode", "MIG enabled on GPU %s" % ",".join(str(g.get("index")) for g in mig),
-                "MIG disabled on every GPU",
-                "stop GPU clients, run `nvidia-smi -i <index> -mig 0` for each listed GPU, then reset the GPUs or reboot"))
-
-    # NVSwitch / Fabric Manager.
-    nvswitch = req.get("nvswitch")
-    nvswitch_detected = bool((facts.get("nvswitch") or {}).get("present"))
-    needs_fm = req.get("require_fabricmanager")
-    if needs_fm is None:
-        needs_fm = bool(nvswitch) or (nvswitch is None and nvswitch_detected)
-    if needs_fm:
-        fm = facts.get("fabricmanager") or {}
-        if not fm.get("active"):
-            problems.append(_failure(
-                host, "fabricmanager", "nvidia-fabricmanager %s" % (fm.get("state") or "not installed"),
-                "nvidia-fabricmanager active (NVSwitch system; otherwise CUDA error 802)",
-                "install nvidia-fabricmanager matching driver %s and run `systemctl enable --now nvidia-fabricmanager`"
-                % (driver or "version")))
-        if req.get("require_fabricmanager_version_match", True) and (fm.get("installed") or fm.get("version")):
-            fm_version = fm.get("version")
-            if fm_version is None or (driver and fm_version != driver):
-                problems.append(_failure(
-                    host, "fabricmanager_version", fm_version or "unknown",
-                    "%s (equal to the driver)" % (driver or "the driver version"),
-                    "install nvidia-fabricmanager %s (same version as the driver), then restart nvidia-fabricmanager"
-                    % (driver or "<driver version>")))
-
-    # IMEX.
-    if req.get("imex"):
-        channels = (facts.get("imex") or {}).get("channels") or []
-        if not channels:
-            problems.append(_failure(
-                host, "imex_channels", "no IMEX channel devices",
-                "/dev/nvidia-caps-imex-channels/channel0 (multi-node NVLink on GB200)",
-                "start nvidia-imex and create the channel: `mknod /dev/nvidia-caps-imex-channels/channel0 c "
-                "$(awk '$2==\"nvidia-caps-imex-channels\"{print $1}' /proc/devices) 0` (not persistent across reboots), "
-                "or load nvidia with NVreg_CreateImexChannel0=1"))
-
-    # Container runtime.
-    if req.get("require_container_runtime"):
-        docker = facts.get("docker") or {}
-        toolkit = facts.get("container_toolkit") or {}
-        if not docker.get("available"):
-            problems.append(_failure(
-                host, "container_runtime", "docker not answering (%s)" % (docker.get("error") or "docker not installed"),
-                "a running Docker engine", "install Docker and run `systemctl enable --now docker`"))
-        elif not (toolkit.get("hook") or toolkit.get("container_cli_version") or docker.get("nvidia_runtime")):
-            problems.append(_failure(
-                host, "container_runtime", "Docker without the NVIDIA container toolkit",
-                "nvidia-container-toolkit (docker run --gpus all)",
-                "install nvidia-container-toolkit, run `nvidia-ctk runtime configure --runtime=docker` and restart docker"))
-
-    # Architecture.
-    arch = normalize_arch(req.get("arch"))
-    found_arch = normalize_arch(facts.get("architecture"))
-    if arch and found_arch and arch != found_arch:
-        problems.append(_failure(
-            host, "architecture", found_arch, "%s (the engine image platform)" % arch,
-            "run this hardware profile on %s hosts or select the profile and image built for %s" % (arch, found_arch)))
-
-    # Disk for the weights: what is still to download plus headroom, or an absolute figure.
-    disk = facts.get("disk") or {}
-    required = req.get("disk_required_bytes")
-    if not required and req.get("weights_size_bytes"):
-        missing = max(0, int(req["weights_size_bytes"]) - int(disk.get("weights_present_bytes") or 0))
-        required = missing + int(req.get("disk_headroom_bytes") or 0) if missing else 0
-    if required:
-        free = disk.get("free_bytes")
-        if free is None or free < required:
-            problems.append(_failure(
-                host, "disk_space", "%s free at %s" % (_fmt_bytes(free), disk.get("checked_path") or disk.get("path") or "?"),
-                "%s free for the weights at %s" % (_fmt_bytes(required), disk.get("path") or "?"),
-                "free space or point the weights cache directory (plan weights.cache_dir) at a larger volume"))
-
+    for check in CHECKS:
+        problems.extend(check(facts, req))
     return problems
