@@ -604,116 +604,133 @@ def _offline(layout, params, level, error):
                    warnings=["%s. Using the complete local snapshot %s." % (error.msg, layout.snapshot(commit))])
 
 
-def provision(params, check_mode=False, client=None):
-    """Provision ``params['repo_id']`` into ``params['cache_dir']``; returns the module result (a dict).
+class _Run(object):
+    """What one provisioning run against the Hub found and decided, step by step (see :func:`provision`)."""
 
-    params: repo_id, revision, cache_dir, token, endpoint, allow_patterns, mirror_dir, min_free_bytes, verify,
-    offline_ok, download, repair, max_workers, store_token.
-    """
+    def __init__(self, layout, params, level, commit):
+        self.layout = layout
+        self.params = params
+        self.level = level
+        self.commit = commit
+        # _inspect: the selected files, what the Hub says of them, their state on disk.
+        self.selected = self.expected = self.known = None
+        self.missing = self.corrupt = self.states = None
+        self.ref_needed = False
+        # _plan_transfer: where the missing bytes come from and the report of it.
+        self.blob_ready = self.to_fetch = self.from_network = None
+        self.mirror = self.report = None
+
+
+def _normalize(params):
+    """A copy of the module parameters with their defaults filled in, the verification level and the layout."""
     params = dict(params)
     params["revision"] = params.get("revision") or DEFAULT_REVISION
     params["endpoint"] = params.get("endpoint") or os.environ.get("HF_ENDPOINT") or None
     params["allow_patterns"] = list(params.get("allow_patterns") or []) or None
     level = VERIFY_LEVELS[params.get("verify") or "size"]
-    layout = Layout(params["cache_dir"], params["repo_id"])
-    token = params.get("token") or None
+    return params, level, Layout(params["cache_dir"], params["repo_id"])
 
-    token_changed = False
-    if params.get("store_token") and token:
-        token_changed = _store_token(layout, token, check_mode)
 
-    # (d) local state first: a verified, complete snapshot means no network I/O at all.
-    result = _fast_path(layout, params, level, check_mode)
-    if result is not None:
-        result["changed"] = token_changed
-        return result
+def _resolve(client, layout, params):
+    """``(commit, listing)`` from the Hub: the commit ``revision`` names and the repository's files there."""
+    commit = params["revision"] if COMMIT_RE.match(params["revision"]) else \
+        client.resolve(layout.repo_id, params["revision"])
+    return commit, client.list_files(layout.repo_id, commit)
 
-    if client is None:
-        client = HubClient(params["endpoint"], token)
-    try:
-        commit = params["revision"] if COMMIT_RE.match(params["revision"]) else \
-            client.resolve(layout.repo_id, params["revision"])
-        listing = client.list_files(layout.repo_id, commit)
-    except HubUnreachable as exc:
-        result = _offline(layout, params, level, exc)
-        result["changed"] = token_changed
-        return result
 
-    selected = _select(listing, params["allow_patterns"])
-    if not selected:
+def _inspect(run, listing):
+    """Select the files, compare them with the disk (trusting the marker's record of hashed files), check the ref."""
+    layout, params, commit = run.layout, run.params, run.commit
+    run.selected = _select(listing, params["allow_patterns"])
+    if not run.selected:
         raise SnapshotError("No file of %s@%s matches allow_patterns %s." % (
             layout.repo_id, commit, params["allow_patterns"]), revision=commit)
-    expected = dict((p, listing[p]) for p in selected)
+    run.expected = dict((p, listing[p]) for p in run.selected)
     marker = load_marker(layout, commit)
-    known = (marker or {}).get("files") if marker and marker.get("repo_id") == layout.repo_id else None
-    present, missing, corrupt, states = check_local(layout, commit, expected, level, known=known)
+    run.known = (marker or {}).get("files") if marker and marker.get("repo_id") == layout.repo_id else None
+    _present, run.missing, run.corrupt, run.states = check_local(layout, commit, run.expected, run.level,
+                                                                 known=run.known)
+    run.ref_needed = not COMMIT_RE.match(params["revision"]) and read_ref(layout, params["revision"]) != commit
 
-    ref_path = layout.ref(params["revision"])
-    ref_needed = not COMMIT_RE.match(params["revision"]) and read_ref(layout, params["revision"]) != commit
 
-    if corrupt and not params.get("repair", True):
+def _refuse_damaged(run):
+    """Corrupted files with repair disabled, or an incomplete snapshot with download disabled, are errors."""
+    layout, commit, corrupt, missing = run.layout, run.commit, run.corrupt, run.missing
+    if corrupt and not run.params.get("repair", True):
         raise SnapshotError(_corrupt_message(layout, commit, corrupt) + " (repair is disabled).",
                             corrupted=sorted(corrupt), revision=commit, snapshot_path=layout.snapshot(commit))
-    if (missing or corrupt) and not params.get("download", True):
+    if (missing or corrupt) and not run.params.get("download", True):
         raise SnapshotError(
             "The snapshot %s is incomplete and download is disabled: missing %s; corrupted %s." % (
                 layout.snapshot(commit), ", ".join(missing) or "none",
                 ", ".join("%s (%s)" % (p, corrupt[p]) for p in sorted(corrupt)) or "none"),
             missing=missing, corrupted=sorted(corrupt), revision=commit, snapshot_path=layout.snapshot(commit))
 
-    # Which files need bytes: missing ones whose blob is not already in place, and corrupted ones.
-    blob_ready = [p for p in missing if p in states]
-    to_fetch = [expected[p] for p in sorted(set(missing) - set(blob_ready)) + sorted(corrupt)]
-    mirror, mirror_rejected, copy_bytes = _mirror_candidates(params.get("mirror_dir"), to_fetch, level, layout)
-    from_network = [r for r in to_fetch if r.path not in mirror]
-    need = sum(r.size for r in from_network) + copy_bytes
+
+def _plan_transfer(run):
+    """Which files need bytes (missing ones whose blob is not already in place, and corrupted ones), which of them
+    the mirror directory has, and the disk space all this takes; refuses before any byte is fetched when the
+    filesystem cannot hold what is missing plus the margin."""
+    layout, expected, corrupt = run.layout, run.expected, run.corrupt
+    run.blob_ready = [p for p in run.missing if p in run.states]
+    run.to_fetch = [expected[p] for p in sorted(set(run.missing) - set(run.blob_ready)) + sorted(corrupt)]
+    run.mirror, mirror_rejected, copy_bytes = _mirror_candidates(run.params.get("mirror_dir"), run.to_fetch,
+                                                                 run.level, layout)
+    run.from_network = [r for r in run.to_fetch if r.path not in run.mirror]
+    need = sum(r.size for r in run.from_network) + copy_bytes
     freed = sum(expected[p].size for p in corrupt if _stat(layout.blob(expected[p].etag)))
     probe = _existing_ancestor(layout.storage)
     free = shutil.disk_usage(probe).free
-    margin = int(params.get("min_free_bytes") or 0)
-
-    report = {
-        "files_to_download": [r.path for r in from_network],
-        "bytes_to_download": sum(r.size for r in from_network),
-        "files_to_link": sorted(mirror),
+    margin = int(run.params.get("min_free_bytes") or 0)
+    run.report = {
+        "files_to_download": [r.path for r in run.from_network],
+        "bytes_to_download": sum(r.size for r in run.from_network),
+        "files_to_link": sorted(run.mirror),
         "corrupted": sorted(corrupt),
         "mirror_rejected": mirror_rejected,
         "disk": {"path": probe, "free_bytes": free, "needed_bytes": need, "min_free_bytes": margin},
         "network": True,
     }
-    # (a) refuse before any byte is fetched when the filesystem cannot hold what is missing plus the margin.
     if free + freed - need < margin:
-        raise SnapshotError(
-            "Not enough free disk space for %s@%s under %s: %d file(s) still to fetch need %d bytes (%s) and a "
-            "margin of %d bytes (%s) must stay free, but the filesystem holding %s has %d bytes (%s) free. Fix: free "
-            "space there, point cache_dir at a larger filesystem, lower min_free_bytes, or pre-stage the files "
-            "with mirror_dir." % (layout.repo_id, commit, layout.hub_dir, len(to_fetch), need, _human(need), margin,
-                                  _human(margin), probe, free, _human(free)),
-            revision=commit, needed_bytes=need, free_bytes=free, min_free_bytes=margin, path=probe,
-            files_to_download=[r.path for r in from_network])
+        raise _disk_error(run, need, free, margin, probe)
 
-    changed = bool(to_fetch or blob_ready or ref_needed or token_changed)
-    if check_mode:
-        return _result(layout, commit, selected, expected, changed=changed,
-                       would_repair=sorted(corrupt), **report)
 
+def _disk_error(run, need, free, margin, probe):
+    layout = run.layout
+    return SnapshotError(
+        "Not enough free disk space for %s@%s under %s: %d file(s) still to fetch need %d bytes (%s) and a "
+        "margin of %d bytes (%s) must stay free, but the filesystem holding %s has %d bytes (%s) free. Fix: free "
+        "space there, point cache_dir at a larger filesystem, lower min_free_bytes, or pre-stage the files "
+        "with mirror_dir." % (layout.repo_id, run.commit, layout.hub_dir, len(run.to_fetch), need, _human(need),
+                              margin, _human(margin), probe, free, _human(free)),
+        revision=run.commit, needed_bytes=need, free_bytes=free, min_free_bytes=margin, path=probe,
+        files_to_download=[r.path for r in run.from_network])
+
+
+def _transfer(run, client):
+    """Repair, link from the mirror, download, record the ref. Returns the paths placed from the mirror."""
+    layout, commit, expected, params = run.layout, run.commit, run.expected, run.params
     # Repair: huggingface_hub trusts a blob that exists, so a bad one must go before it can be fetched again.
-    for path in sorted(corrupt):
+    for path in sorted(run.corrupt):
         _remove_local(layout, commit, expected[path])
-
     mirrored = []
-    for path in sorted(mirror):
-        place_from_mirror(layout, commit, expected[path], mirror[path])
+    for path in sorted(run.mirror):
+        place_from_mirror(layout, commit, expected[path], run.mirror[path])
         mirrored.append(path)
-
-    if from_network or blob_ready or not os.path.isdir(layout.snapshot(commit)):
+    if run.from_network or run.blob_ready or not os.path.isdir(layout.snapshot(commit)):
         client.download(layout.repo_id, commit, layout.hub_dir, params["allow_patterns"],
                         int(params.get("max_workers") or 8))
-    if ref_needed:
-        _atomic_write(ref_path, commit.encode())
+    if run.ref_needed:
+        _atomic_write(layout.ref(params["revision"]), commit.encode())
+    return mirrored
 
-    # (c) verify: sizes of everything, hashes of what is not already known good.
-    present, missing, bad, states = check_local(layout, commit, expected, level, known=dict(known or {}, **states))
+
+def _verify(run):
+    """Sizes of everything, hashes of what is not already known good, then the index; record the result in the
+    marker. Returns the number of shards."""
+    layout, commit, expected, params = run.layout, run.commit, run.expected, run.params
+    _present, missing, bad, states = check_local(layout, commit, expected, run.level,
+                                                 known=dict(run.known or {}, **run.states))
     if missing or bad:
         if params.get("repair", True):
             for path in bad:
@@ -725,17 +742,61 @@ def provision(params, check_mode=False, client=None):
             msg += " Missing: %s." % ", ".join(missing)
         raise SnapshotError(msg, corrupted=sorted(bad), missing=missing, revision=commit,
                             snapshot_path=layout.snapshot(commit))
-    problems, shards = check_index(layout, commit, set(selected))
+    problems, shards = check_index(layout, commit, set(run.selected))
     if problems:
         raise SnapshotError("%s@%s is incomplete: %s." % (layout.repo_id, commit, "; ".join(problems)),
                             revision=commit, snapshot_path=layout.snapshot(commit))
-    _write_marker(layout, commit, params, selected, expected, states, params.get("verify") or "size")
+    _write_marker(layout, commit, params, run.selected, expected, states, params.get("verify") or "size")
+    return shards
 
-    result = _result(layout, commit, selected, expected, changed=changed, shards=shards, source="hub", **report)
+
+def _from_hub(run, listing, client, check_mode, token_changed):
+    """The snapshot at ``run.commit``, brought up to date from the mirror and the Hub, and verified."""
+    _inspect(run, listing)
+    _refuse_damaged(run)
+    _plan_transfer(run)
+    changed = bool(run.to_fetch or run.blob_ready or run.ref_needed or token_changed)
+    if check_mode:
+        return _result(run.layout, run.commit, run.selected, run.expected, changed=changed,
+                       would_repair=sorted(run.corrupt), **run.report)
+    mirrored = _transfer(run, client)
+    shards = _verify(run)
+    result = _result(run.layout, run.commit, run.selected, run.expected, changed=changed, shards=shards,
+                     source="hub", **run.report)
     result.update({
-        "files_downloaded": [r.path for r in from_network],
-        "bytes_downloaded": sum(r.size for r in from_network),
+        "files_downloaded": [r.path for r in run.from_network],
+        "bytes_downloaded": sum(r.size for r in run.from_network),
         "files_from_mirror": mirrored,
-        "repaired": sorted(corrupt),
+        "repaired": sorted(run.corrupt),
     })
+    return result
+
+
+def provision(params, check_mode=False, client=None):
+    """Provision ``params['repo_id']`` into ``params['cache_dir']``; returns the module result (a dict).
+
+    params: repo_id, revision, cache_dir, token, endpoint, allow_patterns, mirror_dir, min_free_bytes, verify,
+    offline_ok, download, repair, max_workers, store_token.
+
+    Local state first: a verified, complete snapshot means no network I/O at all. Otherwise the revision is
+    resolved on the Hub (falling back on the local snapshot when the Hub is unreachable and offline_ok is set),
+    free space is checked before any byte is fetched, and the result is verified and recorded.
+    """
+    params, level, layout = _normalize(params)
+    token = params.get("token") or None
+    token_changed = False
+    if params.get("store_token") and token:
+        token_changed = _store_token(layout, token, check_mode)
+
+    result = _fast_path(layout, params, level, check_mode)
+    if result is None:
+        if client is None:
+            client = HubClient(params["endpoint"], token)
+        try:
+            commit, listing = _resolve(client, layout, params)
+        except HubUnreachable as exc:
+            result = _offline(layout, params, level, exc)
+        else:
+            return _from_hub(_Run(layout, params, level, commit), listing, client, check_mode, token_changed)
+    result["changed"] = token_changed
     return result
