@@ -89,6 +89,8 @@ SETTINGS = {
     "lmcache_port": _s(5555, "int", "LMCache MP server ZMQ port (replica N uses port + 10N)."),
     "lmcache_http_port": _s(8080, "int", "LMCache MP server HTTP port (health check; replica N uses port + N)."),
     "lmcache_extra_args": _s([], "list", "Extra lmcache server flags; managed flags are refused.", elements="str"),
+    "lmcache_memory_headroom_gb": _s(32, "int", "Host memory in GB a host keeps beyond the L1 caches of its LMCache "
+                                     "servers: gpu_preflight needs MemTotal >= their --l1-size-gb summed + this."),
     "extra_engine_args": _s([], "list", "Extra vllm serve flags for every engine, e.g. ['--max-num-seqs', '16'] "
                             "where not managed; to change a managed flag use the *_flag_overrides settings.",
                             elements="str"),

@@ -90,6 +90,23 @@ def _finish_service(svc):
     svc["command"] = render_command(svc)
 
 
+# LMCache sizes its L1 cache in GiB (--l1-size-gb N allocates N * 2**30 bytes of host memory).
+GIB = 2 ** 30
+
+
+def _host_memory(b, services):
+    """What a host's memory must hold beyond its engines' own: the L1 caches of its LMCache servers and a headroom.
+    None on a host without an LMCache server."""
+    servers = [x for x in services if x["kind"] == "lmcache"]
+    if not servers:
+        return None
+    l1_gb = sum(int(x["_flags"].get("l1-size-gb")) for x in servers)
+    headroom_gb = b.s["lmcache_memory_headroom_gb"]
+    return {"required_bytes": (l1_gb + headroom_gb) * GIB, "lmcache_l1_bytes": l1_gb * GIB,
+            "headroom_bytes": headroom_gb * GIB, "lmcache_servers": len(servers), "variable": P.VAR_PREFIX + "lmcache_l1_size_gb",
+            "headroom_variable": P.VAR_PREFIX + "lmcache_memory_headroom_gb"}
+
+
 def _hosts(b, services):
     out = {}
     for svc in services:
@@ -103,6 +120,8 @@ def _hosts(b, services):
             first, last = svc["port_ranges"].get(kind, (port, port))
             entry["ports"].append({"service": svc["name"], "name": kind, "first": int(first), "last": int(last),
                                    "variable": svc["_vars"][kind], "transfer": kind in P.TRANSFER_PORTS})
+    for name, entry in out.items():
+        entry["host_memory"] = _host_memory(b, [x for x in services if x["host"] == name])
     return out
 
 
