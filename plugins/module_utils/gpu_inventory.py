@@ -259,6 +259,16 @@ def parse_docker_info(text):
     }
 
 
+def parse_meminfo(text):
+    """``/proc/meminfo`` -> ``total_bytes`` (MemTotal) and ``available_bytes`` (MemAvailable); None when absent."""
+    values = {}
+    for line in text.splitlines():
+        match = re.match(r"^(\w+):\s+(\d+)\s*(kB)?\s*$", line)
+        if match:
+            values[match.group(1)] = int(match.group(2)) * (1024 if match.group(3) else 1)
+    return {"total_bytes": values.get("MemTotal"), "available_bytes": values.get("MemAvailable")}
+
+
 def merge_gpus(query_gpus, xml_gpus):
     """Combine the query rows (authoritative) with per-GPU details only the XML has."""
     by_index = {}
@@ -296,6 +306,7 @@ MESSAGES = {
     "container_runtime": "no Docker engine with the NVIDIA container toolkit",
     "architecture": "CPU architecture differs from the engine image's",
     "disk_space": "too little free disk for the weights",
+    "host_memory": "too little host memory for the LMCache L1 caches and their headroom",
 }
 
 
@@ -510,10 +521,39 @@ def check_disk_space(facts, req):
         "free space or point the weights cache directory (plan weights.cache_dir) at a larger volume")]
 
 
+def _fmt_gib(value):
+    return "unknown" if value is None else "%.1f GiB" % (value / 2.0 ** 30)
+
+
+def check_host_memory(facts, req):
+    """MemTotal holds what the plan's ``host_memory`` asks: the L1 caches of the host's LMCache servers (pinned host
+    memory) plus a headroom for the OS, Docker and the engines. MemTotal, not MemAvailable: on a re-run the running
+    servers already hold their caches, and MemAvailable moves with page cache and load; the verdict must not."""
+    need = req.get("host_memory") or {}
+    required = need.get("required_bytes")
+    if not required:
+        return []
+    total = (facts.get("memory") or {}).get("total_bytes")
+    if total is not None and total >= int(required):
+        return []
+    servers = int(need.get("lmcache_servers") or 1)
+    variable = need.get("variable") or "plan_lmcache_l1_size_gb"
+    headroom_variable = need.get("headroom_variable") or "plan_lmcache_memory_headroom_gb"
+    fit = "" if total is None else " (at most %d GB per server with this headroom)" % max(
+        0, (total - int(need.get("headroom_bytes") or 0)) // servers // 2 ** 30)
+    needed = "%s: %s of LMCache L1 (%d server(s), %s) + %s headroom (%s)" % (
+        _fmt_gib(int(required)), _fmt_gib(need.get("lmcache_l1_bytes")), servers, variable,
+        _fmt_gib(need.get("headroom_bytes")), headroom_variable)
+    fix = ("lower %s%s or %s, run fewer LMCache servers on this host (plan_replicas_per_host), or add memory"
+           % (variable, fit, headroom_variable))
+    return [Problem(variable, "MemTotal %s" % _fmt_gib(total), MESSAGES["host_memory"], fix, host=req.get("host"),
+                    needed=needed, check="host_memory")]
+
+
 CHECKS = [check_nvidia_smi, check_gpu_count, check_gpu_model, check_driver_version, check_cuda_version,
           check_gpu_memory, check_compute_capability, check_mig_mode, check_fabricmanager,
           check_fabricmanager_version, check_imex_channels, check_container_runtime, check_architecture,
-          check_disk_space]
+          check_disk_space, check_host_memory]
 
 
 def evaluate(facts, req):
@@ -528,10 +568,12 @@ def evaluate(facts, req):
     ``min_compute_capability``, ``require_mig_disabled``, ``nvswitch`` (``True``/``False``/``None`` =
     detect), ``require_fabricmanager``, ``require_fabricmanager_version_match``, ``imex``,
     ``require_container_runtime``, ``arch``, ``disk_required_bytes`` (free bytes needed at the weights
-    cache), or ``weights_size_bytes`` with ``disk_headroom_bytes`` (needed = size - bytes already cached + headroom).
+    cache), or ``weights_size_bytes`` with ``disk_headroom_bytes`` (needed = size - bytes already cached + headroom),
+    ``host_memory`` (the plan's ``hosts[host].host_memory``: MemTotal >= its ``required_bytes``).
 
     Each Problem names the ``check`` that failed, the ``host``, what was ``found``, what is ``needed``, a short
-    ``message`` and the ``fix``; ``variable`` is None (the host, not a setting, is at fault). The checks are those
+    ``message`` and the ``fix``; ``variable`` is None (the host, not a setting, is at fault) except for
+    ``host_memory``, which names the plan setting that sized the need. The checks are those
     of ``CHECKS``, in its order.
     """
     problems = []

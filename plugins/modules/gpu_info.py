@@ -17,7 +17,8 @@ description:
     their model, memory, compute capability, MIG and persistence mode, the driver and the CUDA version the driver supports.
   - Detects NVSwitches (C(/dev/nvidia-nvswitch*), C(/proc/driver/nvidia-nvswitch/devices)), the C(nvidia-fabricmanager)
     systemd state and version, IMEX channel devices, the NVIDIA container toolkit and what Docker reports about runtimes
-    and CDI, the CPU architecture and the free disk space where the model weights go.
+    and CDI, the CPU architecture, the free disk space where the model weights go and the host memory
+    (C(MemTotal) and C(MemAvailable) of C(/proc/meminfo)).
   - Never changes the host. When C(nvidia-smi) is missing or fails, the result says so (RV(nvidia_smi) is V(null),
     RV(gpu_count) is V(0)) instead of failing, so that a preflight can report every problem at once.
   - Returns no C(ansible_facts); register the result. Formerly C(gpu_facts), a name that still redirects here (deprecated).
@@ -65,7 +66,8 @@ options:
         C(host), C(gpu_count), C(gpu_indices), C(gpu_names), C(min_driver), C(min_cuda), C(min_gpu_memory_mib),
         C(min_compute_capability), C(require_mig_disabled), C(nvswitch), C(require_fabricmanager),
         C(require_fabricmanager_version_match), C(imex), C(require_container_runtime), C(arch),
-        C(disk_required_bytes), C(weights_size_bytes), C(disk_headroom_bytes). A missing or V(null) key skips its check.
+        C(disk_required_bytes), C(weights_size_bytes), C(disk_headroom_bytes), C(host_memory) (the plan's
+        C(hosts[host].host_memory)). A missing or V(null) key skips its check.
       - Unmet requirements are returned in RV(problems); the module itself does not fail on them.
     type: dict
 extends_documentation_fragment:
@@ -125,10 +127,11 @@ problems:
     check:
       description: Name of the check (C(gpu_count), C(gpu_model), C(driver_version), C(cuda_version), C(gpu_memory),
         C(compute_capability), C(mig_mode), C(fabricmanager), C(fabricmanager_version), C(imex_channels),
-        C(container_runtime), C(architecture), C(disk_space), C(nvidia_smi)).
+        C(container_runtime), C(architecture), C(disk_space), C(host_memory), C(nvidia_smi)).
       type: str
     variable:
-      description: Always V(null) here (a host check, not a setting, failed).
+      description: V(null) (a host check, not a setting, failed), except for C(host_memory), where it names the plan
+        setting that sized the need (C(plan_lmcache_l1_size_gb)).
       type: str
     found:
       description: What the host has.
@@ -331,6 +334,17 @@ disk:
     weights_present_bytes:
       description: Bytes of O(weights_repo_id) already in the cache.
       type: int
+memory:
+  description: Host memory from C(/proc/meminfo); V(null) values when it cannot be read.
+  returned: always
+  type: dict
+  contains:
+    total_bytes:
+      description: C(MemTotal) in bytes.
+      type: int
+    available_bytes:
+      description: C(MemAvailable) in bytes (reported only; the C(host_memory) check compares C(MemTotal)).
+      type: int
 """
 
 import glob
@@ -516,6 +530,14 @@ class Collector(object):
                         result["weights_present_bytes"] += st.st_size
         return result
 
+    def memory(self):
+        path = os.path.join(self.params.get("proc_dir") or "/proc", "meminfo")
+        try:
+            with open(path) as handle:
+                return inv.parse_meminfo(handle.read())
+        except (IOError, OSError):
+            return {"total_bytes": None, "available_bytes": None}
+
     def collect(self):
         facts, nvlink = self.nvidia()
         facts["nvswitch"] = self.nvswitch(nvlink)
@@ -525,6 +547,7 @@ class Collector(object):
         facts["docker"] = self.docker()
         facts["architecture"] = inv.normalize_arch(platform.machine())
         facts["disk"] = self.disk()
+        facts["memory"] = self.memory()
         return facts
 
 

@@ -13,6 +13,7 @@ import os
 import pytest
 
 from ansible_collections.inference.deepseek_v4.plugins.module_utils import gpu_inventory as inv
+from ansible_collections.inference.deepseek_v4.plugins.module_utils._plan import build_plan
 from ansible_collections.inference.deepseek_v4.plugins.module_utils._problem import summary
 
 PROFILES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "doubles", "nvidia_smi_profiles")
@@ -230,3 +231,48 @@ def test_disk_need_counts_weights_already_cached():
     facts["disk"]["weights_present_bytes"] = 160 * 10 ** 9
     facts["disk"]["free_bytes"] = 0
     assert inv.evaluate(facts, req) == []
+
+
+# /proc/meminfo of a host with 128 GiB (the layout the kernel prints; values in kB).
+MEMINFO_128G = """MemTotal:       134217728 kB
+MemFree:        120000000 kB
+MemAvailable:   125829120 kB
+Buffers:           204800 kB
+HugePages_Total:        0
+Hugepagesize:       2048 kB
+"""
+
+
+def lmcache_need(**settings):
+    """hosts[host].host_memory of the lmcache_tp8 plan, as gpu_preflight passes it in the requirements."""
+    plan = build_plan(dict({"topology": "lmcache_tp8"}, **settings),
+                      [{"name": "node1", "groups": ["serving"], "address": "10.0.0.11"}])
+    return plan["hosts"]["node1"]["host_memory"]
+
+
+def test_meminfo_is_read_in_bytes():
+    assert inv.parse_meminfo(MEMINFO_128G) == {"total_bytes": 128 * 2 ** 30, "available_bytes": 120 * 2 ** 30}
+    assert inv.parse_meminfo("") == {"total_bytes": None, "available_bytes": None}
+
+
+def test_host_memory_holds_the_lmcache_l1_caches_and_the_headroom():
+    facts = dict(facts_from_fixture("h200_hgx8"), memory=inv.parse_meminfo(MEMINFO_128G))
+    # 100 GB of L1 (the LMCache page) + 32 GB headroom = 132 GiB > 128 GiB.
+    failure, = inv.evaluate(facts, dict(H200, host="node1", host_memory=lmcache_need()))
+    assert failure.check == "host_memory" and failure.host == "node1"
+    assert failure.variable == "plan_lmcache_l1_size_gb" and failure.found == "MemTotal 128.0 GiB"
+    assert "132.0 GiB" in failure.needed and "plan_lmcache_memory_headroom_gb" in failure.needed
+    assert "plan_lmcache_l1_size_gb (at most 96 GB per server" in failure.fix
+    assert "plan_lmcache_memory_headroom_gb" in failure.fix and failure.message == inv.MESSAGES["host_memory"]
+    assert inv.evaluate(facts, dict(H200, host_memory=lmcache_need(lmcache_memory_headroom_gb=28))) == []
+    # Two servers on the host: each may hold half of what is left after the headroom.
+    two = inv.check_host_memory(facts, dict(host_memory=lmcache_need(replicas_per_host=2, lmcache_l1_size_gb=60)))
+    assert "2 server(s)" in two[0].needed and "at most 48 GB per server" in two[0].fix
+
+
+def test_host_memory_unread_fails_and_no_lmcache_asks_nothing():
+    facts = dict(facts_from_fixture("h200_hgx8"), memory={"total_bytes": None, "available_bytes": None})
+    failure, = inv.check_host_memory(facts, {"host_memory": lmcache_need()})
+    assert failure.found == "MemTotal unknown" and "at most" not in failure.fix
+    assert inv.check_host_memory(facts, {"host_memory": None}) == []
+    assert inv.evaluate(facts, H200) == []

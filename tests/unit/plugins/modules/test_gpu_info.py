@@ -117,6 +117,15 @@ def test_gb200_facts(tmp_path, monkeypatch):
     assert facts["nvswitch"]["present"] is False
 
 
+def test_host_memory_from_meminfo(tmp_path):
+    (tmp_path / "proc").mkdir()
+    (tmp_path / "proc" / "meminfo").write_text(u"MemTotal:       2113407120 kB\nMemAvailable:   2000000000 kB\n")
+    host = collector("h200_hgx8", tmp_path)
+    assert host.collect()["memory"] == {"total_bytes": 2113407120 * 1024, "available_bytes": 2000000000 * 1024}
+    (tmp_path / "proc" / "meminfo").unlink()
+    assert host.memory() == {"total_bytes": None, "available_bytes": None}
+
+
 def test_weights_present_bytes(tmp_path, monkeypatch):
     blobs = tmp_path / "hf" / "hub" / "models--deepseek-ai--DeepSeek-V4-Flash" / "blobs"
     blobs.mkdir(parents=True)
