@@ -182,78 +182,131 @@ def _answer_matches(content, expected):
     return re.search(r"(?<![\w.])" + re.escape(expected.strip()) + r"(?![\w.])", text) is not None
 
 
-def run(module):
+def _model(module, client):
+    """The model asked for, else the first one the endpoint lists."""
     p = module.params
-    client = OpenAI(base_url=p["base_url"], api_key=p["api_key"] or "EMPTY", timeout=p["timeout"], max_retries=0)
-    model = p["model"]
-    if not model:
-        models = client.models.list()
-        if not models.data:
-            module.fail_json(msg="%s/models lists no model" % p["base_url"].rstrip("/"))
-        model = models.data[0].id
+    if p["model"]:
+        return p["model"]
+    models = client.models.list()
+    if not models.data:
+        module.fail_json(msg="%s/models lists no model" % p["base_url"].rstrip("/"))
+    return models.data[0].id
 
+
+# Sampling parameters passed on to the request when set.
+SAMPLING_PARAMS = ("max_tokens", "temperature", "top_p")
+
+
+def _request(p, model):
+    """Keyword arguments of ``chat.completions.create``: one user message, the sampling parameters set, the chat
+    template arguments."""
     kwargs = dict(model=model, messages=[{"role": "user", "content": p["prompt"]}])
-    for name in ("max_tokens", "temperature", "top_p"):
+    for name in SAMPLING_PARAMS:
         if p[name] is not None:
             kwargs[name] = p[name]
     if p["chat_template_kwargs"]:
         kwargs["extra_body"] = {"chat_template_kwargs": p["chat_template_kwargs"]}
+    return kwargs
 
-    content, reasoning, finish_reason, usage, ttft = [], [], None, {}, None
-    answered_model = model
-    start = time.monotonic()
-    if p["stream"]:
-        kwargs["stream"] = True
-        kwargs["stream_options"] = {"include_usage": True}
-        for chunk in client.chat.completions.create(**kwargs):
-            answered_model = getattr(chunk, "model", None) or answered_model
-            if getattr(chunk, "usage", None):
-                usage = chunk.usage.model_dump()
-            for choice in chunk.choices or []:
-                delta = choice.delta
-                piece = getattr(delta, "content", None) or ""
-                thought = _reasoning_of(delta)
-                if (piece or thought) and ttft is None:
-                    ttft = time.monotonic() - start
-                content.append(piece)
-                reasoning.append(thought)
-                if choice.finish_reason:
-                    finish_reason = choice.finish_reason
-    else:
-        resp = client.chat.completions.create(**kwargs)
-        answered_model = resp.model or model
-        usage = resp.usage.model_dump() if resp.usage else {}
-        if resp.choices:
-            message = resp.choices[0].message
-            content.append(message.content or "")
-            reasoning.append(_reasoning_of(message))
-            finish_reason = resp.choices[0].finish_reason
-    latency = time.monotonic() - start
 
+class _Answer(object):
+    """The answer as it comes back: pieces of content and reasoning, finish reason, usage, time to first token."""
+
+    def __init__(self, model):
+        self.model = model
+        self.content, self.reasoning = [], []
+        self.finish_reason, self.usage, self.ttft = None, {}, None
+
+
+def _streamed(client, kwargs, answer, start):
+    kwargs["stream"] = True
+    kwargs["stream_options"] = {"include_usage": True}
+    for chunk in client.chat.completions.create(**kwargs):
+        answer.model = getattr(chunk, "model", None) or answer.model
+        if getattr(chunk, "usage", None):
+            answer.usage = chunk.usage.model_dump()
+        for choice in chunk.choices or []:
+            delta = choice.delta
+            piece = getattr(delta, "content", None) or ""
+            thought = _reasoning_of(delta)
+            if (piece or thought) and answer.ttft is None:
+                answer.ttft = time.monotonic() - start
+            answer.content.append(piece)
+            answer.reasoning.append(thought)
+            if choice.finish_reason:
+                answer.finish_reason = choice.finish_reason
+
+
+def _whole(client, kwargs, answer):
+    resp = client.chat.completions.create(**kwargs)
+    answer.model = resp.model or answer.model
+    answer.usage = resp.usage.model_dump() if resp.usage else {}
+    if resp.choices:
+        message = resp.choices[0].message
+        answer.content.append(message.content or "")
+        answer.reasoning.append(_reasoning_of(message))
+        answer.finish_reason = resp.choices[0].finish_reason
+
+
+def _result(answer, latency):
     result = dict(
         changed=False,
-        model=answered_model,
-        content="".join(content),
-        reasoning="".join(reasoning),
-        finish_reason=finish_reason,
-        usage=usage,
+        model=answer.model,
+        content="".join(answer.content),
+        reasoning="".join(answer.reasoning),
+        finish_reason=answer.finish_reason,
+        usage=answer.usage,
         latency_s=round(latency, 3),
-        ttft_s=round(ttft, 3) if ttft is not None else None,
+        ttft_s=round(answer.ttft, 3) if answer.ttft is not None else None,
         answer_ok=None,
     )
     result["has_reasoning"] = bool(result["reasoning"].strip())
+    return result
 
+
+# Checks of the result, in order: each returns the failure message, or None when the check passes.
+
+def _empty_answer(p, result):
     if not result["content"].strip() and not result["has_reasoning"]:
-        module.fail_json(msg="the endpoint returned an empty answer (finish_reason %s)" % finish_reason, **result)
+        return "the endpoint returned an empty answer (finish_reason %s)" % result["finish_reason"]
+    return None
+
+
+def _missing_reasoning(p, result):
     if p["require_reasoning"] and not result["has_reasoning"]:
-        module.fail_json(msg="no reasoning content in the response, though a reasoning mode was requested", **result)
-    if p["expected"] is not None:
-        result["answer_ok"] = _answer_matches(result["content"], p["expected"])
-        if not result["answer_ok"]:
-            module.fail_json(
-                msg="answer %r does not match the expected %r" % (result["content"].strip()[:200], p["expected"]),
-                **result
-            )
+        return "no reasoning content in the response, though a reasoning mode was requested"
+    return None
+
+
+def _wrong_answer(p, result):
+    """Sets ``answer_ok`` when an answer is expected."""
+    if p["expected"] is None:
+        return None
+    result["answer_ok"] = _answer_matches(result["content"], p["expected"])
+    if not result["answer_ok"]:
+        return "answer %r does not match the expected %r" % (result["content"].strip()[:200], p["expected"])
+    return None
+
+
+ANSWER_CHECKS = (_empty_answer, _missing_reasoning, _wrong_answer)
+
+
+def run(module):
+    p = module.params
+    client = OpenAI(base_url=p["base_url"], api_key=p["api_key"] or "EMPTY", timeout=p["timeout"], max_retries=0)
+    model = _model(module, client)
+    kwargs = _request(p, model)
+    answer = _Answer(model)
+    start = time.monotonic()
+    if p["stream"]:
+        _streamed(client, kwargs, answer, start)
+    else:
+        _whole(client, kwargs, answer)
+    result = _result(answer, time.monotonic() - start)
+    for check in ANSWER_CHECKS:
+        msg = check(p, result)
+        if msg:
+            module.fail_json(msg=msg, **result)
     module.exit_json(**result)
 
 
