@@ -169,7 +169,11 @@ case "$ACTION" in
         docker rm -f $left >/dev/null && echo "removed engine containers left by a failed run"
       fi
       for spec in $NODES; do
-        if docker rm -f "$PREFIX${spec%%:*}" >/dev/null 2>&1; then echo "removed node container $PREFIX${spec%%:*}"; fi
+        node=$PREFIX${spec%%:*}
+        # `docker rm -f` also succeeds for a container that does not exist.
+        if docker inspect "$node" >/dev/null 2>&1 && docker rm -f "$node" >/dev/null; then
+          echo "removed node container $node"
+        fi
       done
       if docker network rm "$NETWORK" >/dev/null 2>&1; then echo "removed network $NETWORK"; fi
       rm -rf "$DATA_DIR" "$OUT_DIR"
