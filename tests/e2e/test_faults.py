@@ -22,7 +22,8 @@ import time
 
 import pytest
 import test_rehearsal
-from test_rehearsal import NODE, PREFILL, DECODE, ROUTER_UNIT, recap, rehearse
+from rehearsal_lib import recap, rehearse
+from test_rehearsal import NODE, PREFILL, DECODE, ROUTER_UNIT
 
 # The rehearsal's fixture: destroyed before and after, also when a step fails.
 clean_rehearsal = test_rehearsal.clean_rehearsal

@@ -15,19 +15,13 @@ Skipped when Docker or the images are missing, unless DSV4_REQUIRE_REHEARSAL=1 (
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
-import signal
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
+import rehearsal_lib as lib
+from rehearsal_lib import REQUIRE, ROOT, _run, _unavailable, recap
 
-ROOT = Path(__file__).resolve().parents[2]
-REHEARSE = ROOT / "scripts" / "rehearse.sh"
 OUT = ROOT / "rehearsal-out" / "gb200_pd_cluster"
 SUMMARY = OUT / "smoke-summary.json"
 PREFIX = "deepseek-v4-gb200-rehearsal-"
@@ -39,69 +33,16 @@ HOSTS = [*TRAYS, ROUTER_HOST]
 ROUTER_UNIT = "deepseek-v4-gb200-router.service"
 GUARD_UNIT = "deepseek-v4-gb200-guard.service"
 BASE_DIR = "/opt/deepseek-v4"
-REQUIRE = os.environ.get("DSV4_REQUIRE_REHEARSAL") == "1"
 
 pytestmark = [pytest.mark.rehearsal, pytest.mark.slow, pytest.mark.docker]
 
 
-def _run(cmd, **kw):
-    return subprocess.run(cmd, capture_output=True, text=True, **kw, check=False)
-
-
-def _unavailable():
-    """Why the rehearsal cannot run here, or None."""
-    if not shutil.which("docker") or _run(["docker", "info"]).returncode != 0:
-        return "no running Docker engine"
-    image = os.environ.get("DSV4_REHEARSAL_IMAGE") or _run(
-        ["bash", str(ROOT / "scripts" / "build-rehearsal-image.sh"), "--print"]).stdout.strip()
-    if not image or _run(["docker", "image", "inspect", image]).returncode != 0:
-        return f"rehearsal engine image {image or '?'} not built (scripts/build-rehearsal-image.sh)"
-    base = _run(["bash", str(ROOT / "scripts" / "build-base-image.sh"), "--print"]).stdout.strip()
-    if _run(["docker", "image", "inspect", base]).returncode != 0:
-        return f"base image {base} not built (scripts/build-base-image.sh)"
-    return None
-
-
-def _env():
-    env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0", TOPOLOGY="gb200_pd_cluster")
-    if "ANSIBLE_PLAYBOOK" not in env:
-        local = Path(sys.executable).with_name("ansible-playbook")
-        if local.exists():
-            env["ANSIBLE_PLAYBOOK"] = str(local)
-    return env
-
-
-def rehearse(*args, timeout=3600):
-    """TOPOLOGY=gb200_pd_cluster scripts/rehearse.sh ARGS; on a timeout the whole process group is killed."""
-    proc = subprocess.Popen(["bash", str(REHEARSE), *args], cwd=ROOT, env=_env(), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True)
-    try:
-        stdout, stderr = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        stdout, stderr = proc.communicate()
-        pytest.fail(f"rehearse.sh {' '.join(args)} ran past {timeout}s:\n{stdout[-6000:]}\n{stderr[-3000:]}")
-    assert proc.returncode == 0, f"rehearse.sh {' '.join(args)} failed:\n{stdout[-6000:]}\n{stderr[-3000:]}"
-    return stdout
+def rehearse(*args):
+    return lib.rehearse(*args, timeout=3600, topology="gb200_pd_cluster")
 
 
 def timed_rehearse(timings, step, *args):
-    start = time.monotonic()
-    try:
-        return rehearse(*args)
-    finally:
-        timings[step] = round(time.monotonic() - start, 1)
-        print(f"{step:<16} {timings[step]:7.1f} s", flush=True)
-
-
-def recap(output):
-    """{host: {ok, changed, failed, ...}} from the last PLAY RECAP of an ansible-playbook run."""
-    block = output.rsplit("PLAY RECAP", 1)[-1]
-    hosts = {}
-    for host, counts in re.findall(r"^(\S+)\s+:\s+(.*)$", block, re.M):
-        hosts[host] = {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", counts)}
-    assert hosts, "no PLAY RECAP in the output"
-    return hosts
+    return lib.timed_rehearse(timings, step, *args, timeout=3600, topology="gb200_pd_cluster")
 
 
 def engine_containers():
