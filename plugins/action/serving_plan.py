@@ -27,7 +27,7 @@ from ansible_collections.inference.deepseek_v4.plugins.module_utils._plan.profil
 
 class ActionModule(ActionBase):
     TRANSFERS_FILES = False
-    _VALID_ARGS = frozenset(("settings", "hosts", "dest"))
+    _VALID_ARGS = frozenset(("settings", "hosts", "dest", "api_key_required"))
 
     def _host_entry(self, name, groups, hostvars, settings):
         """The plan's view of one inventory host: its groups, its per-host settings, any plan_* variable of its
@@ -66,13 +66,14 @@ class ActionModule(ActionBase):
             settings=dict(type="dict", default={}),
             hosts=dict(type="list", elements="dict"),
             dest=dict(type="path"),
+            api_key_required=dict(type="bool", default=False),
         ))
         settings = dict(args["settings"] or {})
         hosts = args["hosts"]
         if hosts is None:
             hosts = self._inventory_hosts(settings, task_vars)
         try:
-            plan = build_plan(settings, hosts)
+            plan = build_plan(settings, hosts, api_key=args["api_key_required"])
         except PlanError as exc:
             result.update(failed=True, msg=exc.summary(), problems=[p.as_dict() for p in exc.problems])
             return result

@@ -22,7 +22,7 @@ description:
   - Runs on the controller and contacts no host. When O(hosts) is omitted, the action plugin reads
     the hosts from the inventory groups named by O(settings) (C(prefill), C(decode), C(router), C(serving)) and the
     per-host variables C(plan_address) (default C(ansible_host)), C(plan_gpu_count), C(plan_prefill_gpus),
-    C(plan_decode_gpus) and C(plan_engine_gpus); any other C(plan_*) variable of those hosts that is not a setting
+    C(plan_decode_gpus), C(plan_engine_gpus) and C(plan_engine_bind_address); any other C(plan_*) variable of those hosts that is not a setting
     is refused, naming the closest real one.
 author:
   - inference.deepseek_v4 maintainers (!UNKNOWN)
@@ -41,10 +41,17 @@ options:
       - When set, the plan is also written there as JSON (mode 0644, atomically, only when its content changes;
         not in check mode). Its directory is created.
     type: path
+  api_key_required:
+    description:
+      - Whether the API key variable C(deepseek_v4_api_key) is set (the role C(inference.deepseek_v4.plan) passes
+        it). Never the key itself: the plan names the services that require it and the environment variable or flag
+        the roles pass it through (C(secret_env), C(secret_args)); the key never enters the plan or its output.
+    type: bool
+    default: false
   hosts:
     description:
       - The hosts of the topology. Each item has C(name), C(groups) and optionally C(address), C(gpu_count),
-        C(prefill_gpus), C(decode_gpus), C(engine_gpus).
+        C(prefill_gpus), C(decode_gpus), C(engine_gpus), C(engine_bind_address).
       - Filled from the inventory by the action plugin when omitted.
     type: list
     elements: dict

@@ -40,8 +40,10 @@ class PlanError(Exception):
 class Build(object):
     """What the rules see: resolved settings, the rows of the tables they chose, hosts, services, warnings."""
 
-    def __init__(self, s):
+    def __init__(self, s, api_key=False):
         self.s = s
+        # Whether deepseek_v4_api_key is set (never the key): which services require it is the build's to say.
+        self.api_key = bool(api_key)
         self.topology = P.TOPOLOGIES[s["topology"]]
         self.hardware = dict(P.HARDWARE[s["hardware"]], name=s["hardware"])
         self.recipe = P.RECIPES[s["recipe"]]
@@ -109,7 +111,9 @@ def _host(h, b, problems):
     return {"name": name, "groups": list(h.get("groups") or []), "address": str(h.get("address") or name),
             "gpu_count": count, "prefill_gpus": _gpu_list(h.get("prefill_gpus"), var("prefill_gpus"), name, problems),
             "decode_gpus": _gpu_list(h.get("decode_gpus"), var("decode_gpus"), name, problems),
-            "engine_gpus": engine_sets, "engine_gpus_raw": raw}
+            "engine_gpus": engine_sets, "engine_gpus_raw": raw,
+            "engine_bind_address": None if h.get("engine_bind_address") in (None, "") else str(
+                h["engine_bind_address"]).strip()}
 
 
 def _members(b, role):
@@ -290,22 +294,54 @@ def _engine(b, slot, pools, router_host, problems):
                                           ("pool_nodes", bool(pool) and pool["nodes"] > 1),
                                           ("pool_worker", bool(pool) and bool(pool["start_rank"]))) if on)
     flags = Flags(lines(P.ENGINE_FLAGS[b.topology["flags"]][role], features, values))
+    remote = router_host is not None and router_host["name"] != h["name"]
+    bind = _bind_address(b, h, remote)
+    _add_before(flags, "port", ["--host", bind, var("engine_bind_address")])  # profiles.HARDENING
     overrides = [(var(o), b.s[o]) for o in rdef["overrides"]]
     merge(flags, [(var(e), b.s[e]) for e in rdef["extra"]], overrides, h["name"], problems,
           ENGINE_FIX.format(override=overrides[-1][0]))
     ports.pop("lmcache_zmq", None)
     suffix = "-%d" % i if role == "single" and b.s["replicas_per_host"] > 1 else ""
     name = "%s-%s" % (b.s["name_prefix"], role if role != "single" else "engine" + suffix)
-    local = "http://localhost:%d" % ports["api"]
-    reach = local if router_host is None or router_host["name"] == h["name"] else "http://%s:%d" % (
-        h["address"], ports["api"])
+    local = "http://%s:%d" % (_url_host(bind, "localhost"), ports["api"])
+    reach = "http://%s:%d" % (_url_host(bind, h["address"]), ports["api"]) if remote else local
     env = _env(b, rdef, h, gpus, values, problems)
     spec = container(b, [ports["api"]] if b.topology["published"] else [])
     svc = service(h["name"], name, "engine", role, b.s["image"], flags.argv(), env, gpus, ports, spec, reach,
                   local + "/health", rdef["order"])
     port_vars.update(gpus=gvar, overrides=overrides[-1][0], extra=var(rdef["extra"][-1]))
-    svc.update(port_ranges=ranges, _flags=flags, _vars=port_vars, _index=i)
+    svc.update(port_ranges=ranges, _flags=flags, _vars=port_vars, _index=i, bind_address=bind, _remote=remote)
+    _engine_api_key(b, svc, router_host)
     return svc
+
+
+def _add_before(flags, key, entry):
+    """Add a flag entry before the flag ``key`` (where a person looks for it), or at the end."""
+    at = flags.index(key)
+    flags.entries.insert(at if at >= 0 else len(flags.entries), list(entry))
+
+
+def _bind_address(b, h, remote):
+    """Where the engine listens: the host's own setting, else loopback unless another host reaches it (a router
+    elsewhere, or a topology whose every node serves clients: row ``bind`` address)."""
+    if h["engine_bind_address"] is not None:
+        return h["engine_bind_address"]
+    return h["address"] if remote or b.topology["bind"] == "address" else P.LOOPBACK
+
+
+def _url_host(bind, fallback):
+    """The host part of a URL that reaches a service listening on ``bind`` (every interface or loopback: the
+    fallback; an IPv6 literal in brackets)."""
+    host = fallback if bind in P.ALL_INTERFACES or (bind == P.LOOPBACK and fallback == "localhost") else bind
+    return "[%s]" % host if ":" in host and not host.startswith("[") else host
+
+
+def _engine_api_key(b, svc, router_host):
+    """With deepseek_v4_api_key set, an engine requires it (VLLM_API_KEY, filled by vllm_engine; the plan carries its
+    name only), unless a router that cannot send it fronts the engine (ROUTER_FORWARDS_API_KEY)."""
+    fronted = router_host is not None and b.s["router_version"] not in P.ROUTER_FORWARDS_API_KEY
+    svc["api_key"] = b.api_key and not fronted
+    svc["secret_env"] = {P.API_KEY_ENV: P.API_KEY_VARIABLE} if svc["api_key"] else {}
 
 
 def container(b, published, privileged=None, volumes=True):
@@ -314,10 +350,24 @@ def container(b, published, privileged=None, volumes=True):
     if volumes and b.topology["shared"] and s["shared_dir"]:
         vols.append("%s:%s" % (s["shared_dir"], s["shared_dir"]))
     imex = volumes and {"imex", "multi_node"} <= b.features
-    return {"privileged": b.topology["privileged"] if privileged is None else privileged, "ipc_mode": "host",
+    privileged = b.topology["privileged"] if privileged is None else privileged
+    spec = {"privileged": privileged, "ipc_mode": "host",
             "network_mode": "host", "published_ports": ["%d:%d" % (p, p) for p in published], "volumes": vols,
             "device_requests": [copy.deepcopy(P.GPU_REQUEST)],
-            "devices": ["%s:%s" % (P.IMEX_DEVICE, P.IMEX_DEVICE)] if imex else [], "ulimits": []}
+            "devices": ["%s:%s" % (P.IMEX_DEVICE, P.IMEX_DEVICE)] if imex else [], "ulimits": [], "cap_add": []}
+    if privileged and s["engine_privileges"] == "rdma_devices":
+        # No --privileged: what RDMA needs, where the engines use it (KV over RDMA, NCCL across nodes).
+        spec["privileged"] = False
+        if _uses_rdma(b):
+            spec["devices"].append("%s:%s" % (P.RDMA_DEVICE, P.RDMA_DEVICE))
+            spec["cap_add"] = list(P.RDMA_CAPABILITIES)
+            spec["ulimits"] = list(P.RDMA_ULIMITS)
+    return spec
+
+
+def _uses_rdma(b):
+    rdma = (b.connector or {}).get("rdma")
+    return bool(rdma is True or (rdma and rdma in b.features) or b.topology["multi_node"])
 
 
 def service(host, name, kind, role, image, argv, env, gpus, ports, container_spec, url, health_url, order,
@@ -325,7 +375,7 @@ def service(host, name, kind, role, image, argv, env, gpus, ports, container_spe
     return {"host": host, "name": name, "kind": kind, "role": role, "image": image, "entrypoint": entrypoint,
             "argv": argv, "env": env, "gpus": list(gpus or []), "ports": ports, "container": container_spec,
             "url": url, "health_url": health_url, "start_order": order, "after": [], "restart_with": [],
-            "port_ranges": {}}
+            "port_ranges": {}, "bind_address": P.LOOPBACK, "api_key": False, "secret_env": {}, "secret_args": {}}
 
 
 def ref(svc):
@@ -364,7 +414,12 @@ def _router(b, router_host, problems):
     # ids, so the router restarts with every engine it lists (else decode fails "remote engine_id not found").
     svc["after"] = [ref(x) for x in engines]
     svc["restart_with"] = list(svc["after"])
+    svc["bind_address"] = s["router_host"]
     svc.update(_flags=flags, _vars={"router": var("router_port"), "router_metrics": var("router_metrics_port")})
+    forwards = s["router_version"] in P.ROUTER_FORWARDS_API_KEY
+    # The router has no inbound authentication: it never requires the key; it sends it to the workers where it can.
+    svc["api_key"] = False
+    svc["secret_args"] = {P.ROUTER_API_KEY_FLAG: P.API_KEY_VARIABLE} if b.api_key and forwards else {}
     return svc
 
 
@@ -378,6 +433,7 @@ def _lmcache(b, engine, problems):
         flags.add("--port", zmq, var("lmcache_port"))
     if http != P.LMCACHE_DEFAULT_PORTS["http"]:
         flags.add("--http-port", http, var("lmcache_http_port"))
+    flags.add("--http-host", P.LOOPBACK, None)  # profiles.HARDENING
     merge(flags, [(var("lmcache_extra_args"), s["lmcache_extra_args"])], None, engine["host"], problems,
           "remove it; set plan_lmcache_l1_size_gb, plan_lmcache_eviction_policy, plan_lmcache_port or "
           "plan_lmcache_http_port instead.", what="LMCache flag")
@@ -385,20 +441,21 @@ def _lmcache(b, engine, problems):
     svc = service(engine["host"], "%s-lmcache%s" % (s["name_prefix"], suffix), "lmcache", "lmcache",
                   s["lmcache_image"], ["lmcache", "server"] + flags.argv(), {}, [],
                   {"lmcache_zmq": zmq, "lmcache_http": http}, container(b, [], privileged=False, volumes=False),
-                  "http://localhost:%d" % http, "http://localhost:%d/healthcheck" % http, P.ORDER["lmcache"],
-                  entrypoint=["lmcache"])
+                  "http://%s:%d" % (P.LOOPBACK, http), "http://%s:%d/healthcheck" % (P.LOOPBACK, http),
+                  P.ORDER["lmcache"], entrypoint=["lmcache"])
     svc.update(_flags=flags, _vars={"lmcache_zmq": var("lmcache_port"), "lmcache_http": var("lmcache_http_port")})
     engine["after"] = [ref(svc)]
     return svc
 
 
 # ------------------------------------------------------------------------------------------------ the plan
-def build_plan(user_settings, hosts):
-    """The plan of docs/plan-format.md; raises PlanError with every problem found."""
+def build_plan(user_settings, hosts, api_key=False):
+    """The plan of docs/plan-format.md; raises PlanError with every problem found. ``api_key``: whether
+    deepseek_v4_api_key is set (the key itself never reaches the plan)."""
     s, problems = settings.merge(user_settings)
     if any(s[n] not in settings.choices(n) for n in ("topology", "hardware", "recipe")):
         raise PlanError(problems)
-    b = Build(s)
+    b = Build(s, api_key)
     b.hosts = {str(h.get("name")): _host(h, b, problems) for h in hosts or []}
     _require_groups(b, problems)
     problems.extend(_require_hosts(b))

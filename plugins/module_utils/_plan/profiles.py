@@ -77,7 +77,8 @@ SETTINGS = {
                             "this model; warns).", choices=["rdma", "tcp"]),
     "mooncake_device_name": _s(None, "str", "Mooncake RDMA devices, e.g. mlx5_0,mlx5_1; null lets Mooncake "
                                "choose."),
-    "router_host": _s("127.0.0.1", "str", "Address vllm-router binds."),
+    "router_host": _s("127.0.0.1", "str", "Address vllm-router binds (loopback: it has no inbound authentication and "
+                      "its admin routes add and remove workers; expose it through a TLS proxy instead)."),
     "router_port": _s(30000, "int", "Port vllm-router serves the OpenAI API on."),
     "router_metrics_port": _s(29000, "int", "vllm-router Prometheus port."),
     "router_policy": _s("round_robin", "str", "vllm-router load-balancing policy.", choices="ROUTER_POLICIES"),
@@ -91,6 +92,10 @@ SETTINGS = {
     "lmcache_extra_args": _s([], "list", "Extra lmcache server flags; managed flags are refused.", elements="str"),
     "lmcache_memory_headroom_gb": _s(32, "int", "Host memory in GB a host keeps beyond the L1 caches of its LMCache "
                                      "servers: gpu_preflight needs MemTotal >= their --l1-size-gb summed + this."),
+    "engine_privileges": _s("privileged", "str", "How engine containers reach RDMA: privileged (the recipe's "
+                            "--privileged) or rdma_devices (no --privileged: the /dev/infiniband devices, the IPC_LOCK "
+                            "capability and an unlimited memlock ulimit, where the engines move KV over RDMA or span "
+                            "nodes).", choices=["privileged", "rdma_devices"]),
     "extra_engine_args": _s([], "list", "Extra vllm serve flags for every engine, e.g. ['--max-num-seqs', '16'] "
                             "where not managed; to change a managed flag use the *_flag_overrides settings.",
                             elements="str"),
@@ -117,6 +122,9 @@ HOST_SETTINGS = {
     "prefill_gpus": "GPU indices of this host's prefill engine.",
     "decode_gpus": "GPU indices of this host's decode engine.",
     "engine_gpus": "GPU indices of this host's engine (a list of lists with plan_replicas_per_host > 1).",
+    "engine_bind_address": "Address this host's engines listen on (vLLM --host). Default: loopback (127.0.0.1) "
+                           "where only the host itself reaches them, the host's plan_address where another host "
+                           "does (a router elsewhere, every node of multi_node_dep).",
 }
 
 VAR_PREFIX = "plan_"
@@ -335,6 +343,12 @@ MANAGED_ENV = {
     "VLLM_NIXL_SIDE_CHANNEL_HOST": "the host's plan_address",
 }
 IMEX_DEVICE = "/dev/nvidia-caps-imex-channels"
+# plan_engine_privileges: rdma_devices, instead of --privileged where RDMA is needed (Mooncake/NIXL over RDMA, NCCL
+# across nodes): the RDMA devices, locked memory for registration (Docker's default memlock fails it: "Cannot
+# allocate memory") and the capability to lock it.
+RDMA_DEVICE = "/dev/infiniband"
+RDMA_CAPABILITIES = ["IPC_LOCK"]
+RDMA_ULIMITS = ["memlock:-1:-1"]  # name:soft:hard (docker run --ulimit memlock=-1:-1)
 GPU_REQUEST = {"driver": "nvidia", "count": -1, "capabilities": [["gpu"]]}
 
 # ---------------------------------------------------------------------------------------------------- topologies
@@ -346,7 +360,9 @@ GPU_REQUEST = {"driver": "nvidia", "count": -1, "capabilities": [["gpu"]]}
 # filesystem is mounted; ``multi_node`` whether a role's engines form one data-parallel pool across hosts (a role's
 # ``rpc_port`` names the setting of its pool's --data-parallel-rpc-port, where the recipe writes one; the first host
 # of the group is the pool's head); ``min_hosts`` the hosts each engine group needs, ``one_host`` the topology that
-# serves from fewer.
+# serves from fewer; ``bind`` where engines listen by default: ``loopback``, or ``address`` (the host's plan_address,
+# where clients on other hosts reach every node's API); an engine a router on another host reaches listens on its
+# address whatever the row says.
 _PD_ROLES = {"prefill": {"order": 20, "after": [], "router_bootstrap": True, "port": "prefill_port", "gpus_var": "prefill_gpus",
                          "rpc_port": "prefill_dp_rpc_port", "extra": ["extra_engine_args", "extra_prefill_args"],
                          "overrides": ["engine_flag_overrides", "prefill_flag_overrides"],
@@ -362,11 +378,12 @@ _SINGLE_ROLE = {"single": {"order": 20, "after": [], "port": "engine_port", "gpu
 
 def _topology(description, hardware, flags, env, connector=None, router=False, roles=None, gpus=4,
               split_shared=False, published=False, privileged=True, shared=False, multi_node=False, lmcache=False,
-              defaults=None, min_hosts=1, one_host=None):
+              defaults=None, min_hosts=1, one_host=None, bind="loopback"):
     return {"description": description, "hardware": hardware, "flags": flags, "env": env, "connector": connector,
             "router": router, "roles": roles or _SINGLE_ROLE, "gpus": gpus, "split_shared": split_shared,
             "published": published, "privileged": privileged, "shared": shared, "multi_node": multi_node,
-            "lmcache": lmcache, "defaults": defaults or {}, "min_hosts": min_hosts, "one_host": one_host}
+            "lmcache": lmcache, "defaults": defaults or {}, "min_hosts": min_hosts, "one_host": one_host,
+            "bind": bind}
 
 
 TOPOLOGIES = {
@@ -394,7 +411,8 @@ TOPOLOGIES = {
                                             "decode_side_channel_port": 5558}),
     "multi_node_dep": _topology("one data-parallel + expert-parallel engine across 2+ nodes, every node serving its "
                                 "own API port (hybrid load balancing)", "h200", "multi_dep", "ready_timeout",
-                                gpus="node", published=True, multi_node=True, min_hosts=2, one_host="single_node"),
+                                gpus="node", published=True, multi_node=True, min_hosts=2, one_host="single_node",
+                                bind="address"),
     "lmcache_tp8": _topology("LMCache MP server beside a tensor-parallel + expert-parallel engine on each host",
                              "h200", "lmcache_tp", "none", connector="lmcache_mp", gpus="node", privileged=False,
                              lmcache=True),
@@ -430,3 +448,32 @@ LMCACHE_KV_CACHE_DTYPE = "fp8_ds_mla"
 REFUSED_IMAGE_TAGS = ("latest", "main", "nightly", "dev", "master", "edge")
 THINK_MAX_MIN_LEN = 393216
 MODEL_MAX_LEN = 1048576
+
+# ---------------------------------------------------------------------------------------------------- security
+LOOPBACK = "127.0.0.1"
+ALL_INTERFACES = ("0.0.0.0", "::", "[::]", "")
+# What the plan adds to the recipes' commands so that nothing listens wider than it must (README "Security"): per
+# service kind, the flag and why. The golden tests remove exactly these from the rendered commands (and say so); any
+# other difference from the source documents still fails them.
+HARDENING = {
+    "engine": {"--host": "the engine listens on the address the plan gives it (loopback on one host, the host's "
+                         "address where another host reaches it), not on every interface (vLLM's default)"},
+    "lmcache": {"--http-host": "the LMCache HTTP API (/env shows the environment, POST /run_script runs code) on "
+                               "loopback; some LMCache versions default to 0.0.0.0"},
+}
+# The API key (deepseek_v4_api_key, from a vault) never enters the plan: the plan says which services need it and
+# through which environment variable or flag the roles pass it (service ``secret_env`` / ``secret_args``).
+API_KEY_VARIABLE = "deepseek_v4_api_key"
+API_KEY_ENV = "VLLM_API_KEY"
+ROUTER_API_KEY_FLAG = "--api-key"
+# vllm-router versions measured to send their --api-key to prefill/decode workers. 0.1.17 is not one: in PD mode it
+# sends "Authorization: Bearer " (empty) and /v1/models without a header whatever --api-key says, so engines behind it
+# cannot require a key (they would refuse the router); they listen on loopback where the router shares their host.
+ROUTER_FORWARDS_API_KEY = ()
+# Environment variables and flags that carry secrets: refused in plan_* settings (they would land in plan.json and
+# the printed commands); set deepseek_v4_api_key or hf_cache_token from a vault instead.
+SECRET_ENV = {"VLLM_API_KEY": API_KEY_VARIABLE, "HF_TOKEN": "hf_cache_token",
+              "HUGGING_FACE_HUB_TOKEN": "hf_cache_token"}
+SECRET_FLAGS = {"api-key": API_KEY_VARIABLE, "hf-token": "hf_cache_token"}
+# Image references: a digest pins the exact image (tag@sha256:<64 hex> or name@sha256:<64 hex>).
+DIGEST_ALGORITHMS = {"sha256": 64, "sha512": 128}

@@ -51,9 +51,13 @@ def _docker_lines(svc):
         second += ["-p", p]
     lines = [first] + (["  " + " ".join(second)] if second else [])
     lines += ["  --network %s" % c["network_mode"]] if c["network_mode"] else []
-    lines += ["  --device %s" % _q(d) for d in c["devices"]] + ["  --ulimit %s" % _q(u) for u in c["ulimits"]]
+    lines += ["  --device %s" % _q(d) for d in c["devices"]]
+    lines += ["  --cap-add %s" % _q(cap) for cap in c.get("cap_add") or []]
+    lines += ["  --ulimit %s" % _q(u.replace(":", "=", 1)) for u in c["ulimits"]]
     lines += ["  -v %s" % _q(v) for v in c["volumes"]]
     lines += ["  -e %s" % _q("%s=%s" % kv) for kv in svc["env"].items()]
+    # A secret's variable without a value: docker takes it from the caller's environment (never in the plan).
+    lines += ["  -e %s" % _q(name) for name in svc.get("secret_env") or {}]
     if svc["entrypoint"]:
         lines.append("  --entrypoint %s" % _q(svc["entrypoint"][0]))
     lines.append("  %s" % _q(svc["image"]))
@@ -63,9 +67,12 @@ def _docker_lines(svc):
 def render_command(svc):
     """The shell command a person would type to start the service by hand."""
     if svc["container"] is None:
-        # Router flags take several values (--prefill URL [BOOTSTRAP_PORT]).
+        # Router flags take several values (--prefill URL [BOOTSTRAP_PORT]); a secret flag's value is a reference to
+        # an environment variable of the caller's shell, never the secret.
         argv = svc["argv"]
-        return " \\\n".join([" ".join(_q(t) for t in argv[:3])] + _flag_lines(argv[3:], max_values=None))
+        secrets = ['  %s "$%s"' % (_q(flag), variable.upper()) for flag, variable in
+                   (svc.get("secret_args") or {}).items()]
+        return " \\\n".join([" ".join(_q(t) for t in argv[:3])] + _flag_lines(argv[3:], max_values=None) + secrets)
     args = list(svc["args"])
     lines = _docker_lines(svc)
     if args and not args[0].startswith("-"):
@@ -141,6 +148,19 @@ def _transfer(b, services):
             "hosts": sorted({x["host"] for x in services if x["kind"] == "engine"}) if moves else []}
 
 
+def _api_key(b, services):
+    """What the API key protects (never the key): whether deepseek_v4_api_key is set, the services that require it
+    and whether the router sends it to its workers."""
+    return {"set": b.api_key, "variable": P.API_KEY_VARIABLE,
+            "required_by": [x["name"] for x in services if x["api_key"]],
+            "router_sends": any(x["secret_args"] for x in services if x["kind"] == "router")}
+
+
+def _digest(image):
+    """The digest an image reference pins (``name[:tag]@sha256:...``), or None."""
+    return str(image).split("@", 1)[1] if image and "@" in str(image) else None
+
+
 def plan(b):
     """The plan document of a build that passed every rule."""
     services = sorted(b.services, key=lambda x: (x["start_order"], x["host"], x["name"]))
@@ -164,6 +184,7 @@ def plan(b):
         "transfer": _transfer(b, services),
         "endpoint": {"host": target["host"], "service": target["name"],
                      "url": target["health_url"].rsplit("/", 1)[0]},
+        "api_key": _api_key(b, services), "image_digest": _digest(s["image"]),
         "warnings": list(b.warnings), "hosts": hosts, "services": services,
     }
     for svc in services:
@@ -185,6 +206,10 @@ def summary_lines(plan_doc):
         out.extend(svc["command"].split("\n"))
     out += ["", "Endpoint: %s (%s on %s)" % (plan_doc["endpoint"]["url"], plan_doc["endpoint"]["service"],
                                              plan_doc["endpoint"]["host"])]
+    key = plan_doc["api_key"]
+    if key["set"]:
+        out.append("API key (%s, passed through the environment, never shown): required by %s" % (
+            key["variable"], ", ".join(key["required_by"]) or "no service"))
     out.extend("WARNING: %s" % w for w in plan_doc["warnings"])
     return out
 

@@ -42,7 +42,7 @@ def _image_problem(ref, variable):
     fix = ("pin a tagged release (e.g. vllm/vllm-openai:deepseekv4-cu130) or a digest; set "
            "plan_allow_untagged_image: true to run it anyway.")
     if digest:
-        return None
+        return _digest_problem(ref, digest, variable)
     if tag is None:
         return Problem(variable, ref, "has no tag, which means 'latest': an unpinned, moving image.", fix)
     if tag.lower() in P.REFUSED_IMAGE_TAGS or "nightly" in tag.lower() or DEV_RELEASE_TAG.search(tag):
@@ -51,9 +51,22 @@ def _image_problem(ref, variable):
     return None
 
 
+def _digest_problem(ref, digest, variable):
+    """A digest is <algorithm>:<hex> of the algorithm's length (sha256: 64 hex digits)."""
+    algorithm, _sep, value = digest.partition(":")
+    size = P.DIGEST_ALGORITHMS.get(algorithm)
+    if size is None or not re.match(r"^[0-9a-f]{%d}$" % size, value):
+        return Problem(variable, ref, "digest %r is not <algorithm>:<hex> (sha256: 64 lower-case hex digits)." % digest,
+                       "copy the digest from `docker buildx imagetools inspect <image>` or the registry, e.g. "
+                       "vllm/vllm-openai:deepseekv4-cu130@sha256:<64 hex digits>.")
+    return None
+
+
 def images_pinned(b):
+    malformed = [_image_problem(svc["image"], var("lmcache_image" if svc["kind"] == "lmcache" else "image"))
+                 for svc in b.services if svc["image"] and "@" in str(svc["image"])]
     if b.s["allow_untagged_image"]:
-        return []
+        return sorted({p.variable: p for p in malformed if p}.values(), key=lambda p: p.variable)
     refs = {svc["image"]: var("lmcache_image" if svc["kind"] == "lmcache" else "image")
             for svc in reversed(b.services) if svc["image"] is not None}
     found = [_image_problem(ref, variable) for ref, variable in refs.items()]
@@ -494,9 +507,78 @@ def gpu_memory_fits_checkpoint(b):
             for svc in b.engines if svc["gpus"] and len(svc["gpus"]) * per_gpu < need]
 
 
+def _hidden(name):
+    return "%s=<hidden>" % name
+
+
+def no_secrets_in_settings(b):
+    """No API key or Hub token in plan_* settings: they would be written to plan.json and the printed commands (the
+    refusal shows their names only)."""
+    problems = []
+    for svc in b.services:
+        user_env = [v for v in b.topology["roles"].get(svc["role"], {}).get("env", [])]
+        for variable in user_env:
+            for key in sorted(str(k) for k in b.s[variable] if str(k) in P.SECRET_ENV):
+                problems.append(Problem(var(variable), _hidden(key), "%s is a secret: in a plan_* setting it is "
+                                        "written to plan.json and the printed commands." % key,
+                                        "remove it from %s and set %s from a vault instead." % (
+                                            var(variable), P.SECRET_ENV[key]), svc["host"]))
+        for flag, _value, origin in svc["_flags"].entries:
+            if flag_key(flag) in P.SECRET_FLAGS and origin:
+                problems.append(Problem(origin, _hidden(flag.split("=", 1)[0]), "%s carries a secret: in a plan_* "
+                                        "setting it is written to plan.json, the printed commands and the process "
+                                        "list." % flag.split("=", 1)[0], "remove it from %s and set %s from a vault "
+                                        "instead." % (origin, P.SECRET_FLAGS[flag_key(flag)]), svc["host"]))
+    unique = {(p.variable, p.host, str(p.found)): p for p in problems}
+    return list(unique.values())
+
+
+def engine_bind_address(b):
+    """Engines listen where their clients reach them: not on loopback when a router on another host is one of them,
+    and on exactly the plan's address (--host follows plan_engine_bind_address)."""
+    problems = []
+    for svc in b.engines:
+        bind, flags = svc["bind_address"], svc["_flags"]
+        if flags.get("host") != bind:
+            variable = flags.origin("host", svc["_vars"]["overrides"])
+            problems.append(Problem(variable, flags.get("host"), "--host of %s is %s but the plan binds it to %s: "
+                                    "the router, the readiness checks and the exposure table use the plan's." % (
+                                        svc["name"], flags.get("host"), bind), "remove --host from %s and set the "
+                                    "host's plan_engine_bind_address instead." % variable, svc["host"]))
+        if svc["_remote"] and (bind == P.LOOPBACK or bind.startswith("127.") or bind in ("::1", "localhost")):
+            problems.append(Problem(var("engine_bind_address"), bind, "%s listens on loopback but the router runs on "
+                                    "another host and reaches it at its address." % svc["name"],
+                                    "set this host's plan_engine_bind_address to the address the router reaches "
+                                    "(its plan_address %s), or remove it." % b.hosts[svc["host"]]["address"],
+                                    svc["host"]))
+        if bind in P.ALL_INTERFACES:
+            b.warnings.append("%s on %s listens on every interface (plan_engine_bind_address %r): anyone who reaches "
+                              "the host reaches it%s." % (svc["name"], svc["host"], bind, "" if svc["api_key"] else
+                                                          ", without an API key"))
+    return problems
+
+
+def exposure_warnings(b):
+    """Say where the plan leaves something open that a person should know about (no problem: a choice)."""
+    for svc in (x for x in b.services if x["kind"] == "router"):
+        if svc["bind_address"] in P.ALL_INTERFACES:
+            b.warnings.append("plan_router_host %r: vllm-router has no inbound authentication and its admin routes "
+                              "(/add_worker, /remove_worker, /workers) answer whoever reaches the port; keep it on "
+                              "127.0.0.1 and expose it through a TLS proxy." % svc["bind_address"])
+    fronted = [x["name"] for x in b.engines if b.api_key and not x["api_key"]]
+    if fronted:
+        where = [x for x in b.engines if x["name"] in fronted and x["_remote"]]
+        b.warnings.append("deepseek_v4_api_key is set but vllm-router %s does not send it to prefill/decode workers, "
+                          "so %s accept requests without it%s." % (
+                              b.s["router_version"], ", ".join(sorted(set(fronted))),
+                              "; they listen on the hosts' addresses for the router: allow their API ports from "
+                              "the router host only (host firewall)" if where else " (on loopback only)"))
+    return []
+
+
 # The rules, in the order their problems are reported.
 RULES = [images_pinned, gpu_sets, parallelism_fills_gpus, ports_valid, ports_unique, port_flags_match_plan,
          kv_transfer_config, kv_transfer_follows_plan, one_connector, lmcache_kv_cache_dtype,
          lmcache_memory_sizes, router_matches_engines, tokenizer_mode, trust_remote_code,
          reasoning_parser, think_max_context, compilation_config, hardware_only_flags, checkpoint_serves_request,
-         gpu_memory_fits_checkpoint]
+         gpu_memory_fits_checkpoint, no_secrets_in_settings, engine_bind_address, exposure_warnings]

@@ -36,9 +36,15 @@ def did_you_mean(name, known):
     return " (did you mean %s?)" % var(close[0]) if close else ""
 
 
+# A plan_* variable whose name says it holds a secret: its value is never shown (it is refused anyway).
+_SECRET_NAME = re.compile(r"(key|token|secret|passw)", re.IGNORECASE)
+
+
 def unknown_setting(name, value, host=None, known=None):
     """The problem of a plan_* variable no table knows."""
     known = known if known is not None else list(P.SETTINGS) + list(P.HOST_SETTINGS)
+    if _SECRET_NAME.search(name):
+        value = "<hidden>"
     where = "a per-host setting" if host else "a setting"
     close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
     fix = "rename it %s, or remove it" % var(close[0]) if close else "correct its name or remove it"

@@ -16,6 +16,7 @@ import shlex
 import pytest
 
 from ansible_collections.inference.deepseek_v4.plugins.module_utils._plan import build_plan
+from ansible_collections.inference.deepseek_v4.plugins.module_utils._plan.profiles import HARDENING
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))))
 
@@ -45,6 +46,16 @@ EXPECTED = {
 }
 
 
+def without_hardening(tokens):
+    """The tokens without the plan's hardening additions to an engine (profiles.HARDENING), each there once."""
+    tokens = list(tokens)
+    for flag in HARDENING["engine"]:
+        assert tokens.count(flag) == 1, flag
+        at = tokens.index(flag)
+        del tokens[at:at + 2]
+    return tokens
+
+
 def inventory_settings():
     """The plan_* settings of inventories/multi_node_dep (its live lines)."""
     settings = {}
@@ -70,7 +81,10 @@ def test_the_example_inventory_is_the_two_node_h200_case():
 def test_multi_node_dep_argv_and_env_are_the_recipe(hardware, host):
     svc = engines(hardware)[host]
     assert svc["kind"] == "engine" and svc["image"] == "vllm/vllm-openai:deepseekv4-cu130"
-    assert svc["entrypoint"] is None and svc["argv"] == svc["args"] == EXPECTED[hardware][host]
+    assert svc["entrypoint"] is None and svc["argv"] == svc["args"]
+    assert without_hardening(svc["argv"]) == EXPECTED[hardware][host]
+    address = {n["name"]: n["address"] for n in NODES}[host]
+    assert svc["argv"][svc["argv"].index("--host") + 1] == address, "every node serves its API on its address"
     assert svc["env"] == ENV, "the whole node: no CUDA_VISIBLE_DEVICES"
 
 
@@ -82,7 +96,7 @@ def test_multi_node_dep_command_is_the_recipe_docker_run(hardware):
         imex = ["--device", "/dev/nvidia-caps-imex-channels:/dev/nvidia-caps-imex-channels"] if hardware == "gb200" \
             else []
         env = [tok for kv in ENV.items() for tok in ("-e", "%s=%s" % kv)]
-        assert rendered == (["docker", "run", "--gpus", "all", "--privileged", "--ipc=host", "-p", "8000:8000",
+        assert without_hardening(rendered) == (["docker", "run", "--gpus", "all", "--privileged", "--ipc=host", "-p", "8000:8000",
                              "--network", "host"] + imex + ["-v", "~/.cache/huggingface:/root/.cache/huggingface"]
                             + env + ["vllm/vllm-openai:deepseekv4-cu130"] + EXPECTED[hardware][host])
         assert svc["gpus"] == list(range(per_node))

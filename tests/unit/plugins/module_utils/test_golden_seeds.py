@@ -11,6 +11,7 @@ import shlex
 import pytest
 
 from ansible_collections.inference.deepseek_v4.plugins.module_utils._plan import build_plan
+from ansible_collections.inference.deepseek_v4.plugins.module_utils._plan.profiles import HARDENING
 
 TESTS = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 SEEDS = os.path.join(TESTS, "fixtures", "seeds")
@@ -53,6 +54,17 @@ def inventory_settings(name):
     return settings
 
 
+def without_hardening(kind, tokens):
+    """The tokens with the plan's hardening additions (profiles.HARDENING: a flag and its value each) removed; each
+    must be there exactly once. Any other difference from the source documents still fails the golden tests."""
+    tokens = list(tokens)
+    for flag in HARDENING.get(kind, {}):
+        assert tokens.count(flag) == 1, "hardening flag %s of %s missing or repeated" % (flag, kind)
+        at = tokens.index(flag)
+        del tokens[at:at + 2]
+    return tokens
+
+
 def by_role(plan, role):
     return [s for s in plan["services"] if s["role"] == role]
 
@@ -76,7 +88,7 @@ def h200_seed():
 def test_h200_pd_equals_the_seed_flag_for_flag(h200_plan, h200_seed, role):
     (service,) = by_role(h200_plan, role)
     rendered = shlex.split(service["command"].replace("\\\n", " "))
-    assert rendered == h200_seed[role]
+    assert without_hardening(service["kind"], rendered) == h200_seed[role]
 
 
 @pytest.mark.parametrize("role", ["prefill", "decode"])
@@ -85,7 +97,8 @@ def test_h200_pd_argv_and_env_are_the_seed(h200_plan, h200_seed, role):
     seed = h200_seed[role]
     image_at = seed.index("vllm/vllm-openai:deepseekv4-cu130")
     assert service["image"] == seed[image_at]
-    assert service["argv"] == seed[image_at + 1:]
+    assert without_hardening("engine", service["argv"]) == seed[image_at + 1:]
+    assert service["argv"][service["argv"].index("--host") + 1] == "127.0.0.1", "one host: engines on loopback"
     seed_env = [seed[i + 1] for i, tok in enumerate(seed[:image_at]) if tok == "-e"]
     assert ["%s=%s" % kv for kv in service["env"].items()] == seed_env
     assert service["gpus"] == [int(g) for g in service["env"]["CUDA_VISIBLE_DEVICES"].split(",")]
@@ -103,9 +116,10 @@ def test_lmcache_tp8_equals_the_seed():
     plan = build_plan(inventory_settings("lmcache_tp8"), [{"name": "h200-node-1", "groups": ["serving"]}])
     (engine,) = by_role(plan, "single")
     (lmcache,) = by_role(plan, "lmcache")
-    assert lmcache["argv"] == server
+    assert without_hardening("lmcache", lmcache["argv"]) == server
+    assert lmcache["argv"][-2:] == ["--http-host", "127.0.0.1"], "the LMCache HTTP API (/env, /run_script) on loopback"
     assert serve[:2] == ["vllm", "serve"]
-    assert engine["argv"] == serve[2:]
+    assert without_hardening("engine", engine["argv"]) == serve[2:]
     cfg = engine["argv"][engine["argv"].index("--kv-transfer-config") + 1]
     assert json.loads(cfg) == {"kv_connector": "LMCacheMPConnector", "kv_role": "kv_both"}
     assert engine["env"] == {}, "the LMCache seed sets no environment"
@@ -119,3 +133,11 @@ def test_seed_fixtures_are_the_source_documents():
     for name in os.listdir(SEEDS):
         with open(os.path.join(shared, name), "rb") as a, open(os.path.join(SEEDS, name), "rb") as b:
             assert a.read() == b.read(), name
+
+
+def test_hardening_is_the_only_difference_and_each_addition_says_why():
+    """The hardening table is small and explained: a plan with default settings differs from the source documents
+    only by these flags (README, Security)."""
+    assert HARDENING == {"engine": {"--host": HARDENING["engine"]["--host"]},
+                         "lmcache": {"--http-host": HARDENING["lmcache"]["--http-host"]}}
+    assert all(len(why) > 40 for flags in HARDENING.values() for why in flags.values())

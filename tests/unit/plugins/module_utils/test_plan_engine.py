@@ -533,7 +533,7 @@ def test_plan_publishes_what_the_roles_consume():
     assert prefill["readiness"]["completion"] == "http://localhost:8000/v1/completions"
     lmcache = [s for s in plan({"topology": "lmcache_tp8"}, SERVING_HOST)["services"] if s["kind"] == "lmcache"][0]
     assert lmcache["entrypoint"] == ["lmcache"] and lmcache["args"][0] == "server"
-    assert lmcache["readiness"] == {"health": "http://localhost:8080/healthcheck", "models": None, "completion": None}
+    assert lmcache["readiness"] == {"health": "http://127.0.0.1:8080/healthcheck", "models": None, "completion": None}
 
 
 def test_lmcache_replicas_point_their_connector_at_their_own_server():

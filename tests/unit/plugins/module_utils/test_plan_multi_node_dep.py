@@ -60,14 +60,16 @@ def test_every_node_serves_its_own_api_and_no_router():
     for host, entry in result["hosts"].items():
         assert [(p["name"], p["first"], p["last"], p["variable"], p["transfer"]) for p in entry["ports"]] == [
             ("api", 8000, 8000, "plan_engine_port", False)], host
-    assert result["endpoint"] == {"host": "node-1", "service": "deepseek-v4-engine", "url": "http://localhost:8000"}
+    # Every node serves clients: its API listens on its own address (--host), where the endpoint is reached.
+    assert result["endpoint"] == {"host": "node-1", "service": "deepseek-v4-engine", "url": "http://10.0.3.1:8000"}
+    assert {s["host"]: flag(s, "--host") for s in result["services"]} == {"node-1": "10.0.3.1", "node-2": "10.0.3.2"}
     assert result["transfer"]["hosts"] == [] and result["kv_connector"] is None
 
 
 def test_engine_port_moves_every_node():
     result = plan(nodes(2), engine_port=8100)
     assert all(flag(s, "--port") == "8100" and s["ports"] == {"api": 8100} for s in result["services"])
-    assert result["endpoint"]["url"] == "http://localhost:8100"
+    assert result["endpoint"]["url"] == "http://10.0.3.1:8100"
 
 
 def test_socket_interface_reaches_every_node_and_is_unset_by_default():
