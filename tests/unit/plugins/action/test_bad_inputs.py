@@ -4,6 +4,7 @@ any host is contacted: the refusal names the case's variable, carries its fix, a
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from unittest.mock import MagicMock
@@ -80,5 +81,8 @@ def test_refused_naming_the_variable_and_the_fix(case):
     # the message a person reads names the variable and the fix on one line
     assert any(case["variable"] in line and "Fix: " in line and case["fix"] in line.split("Fix: ", 1)[1]
                for line in result["msg"].splitlines()), result["msg"]
+    if case.get("secret"):
+        shown = result["msg"] + json.dumps(result["problems"], default=str)
+        assert case["secret"] not in shown, "the refusal shows the secret of %s" % case["id"]
     assert not connection.method_calls, "a host was contacted"
     assert elapsed < LIMIT_S, "%s took %.2f s" % (case["id"], elapsed)
