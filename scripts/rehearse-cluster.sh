@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# CPU rehearsal of playbooks/gb200_pd_cluster.yml on the local Docker engine, five hosts
-# (tests/rehearsal/gb200_pd_cluster/inventory/). Called by scripts/rehearse.sh with TOPOLOGY=gb200_pd_cluster.
+# CPU rehearsal of a multi-node topology on the local Docker engine: the nodes of tests/rehearsal/$TOPOLOGY/
+# (rehearsal.conf: node table, network, playbook; inventory/: hosts and settings), with the settings every such
+# rehearsal shares in tests/rehearsal/cluster_common/. Called by scripts/rehearse.sh for TOPOLOGY=gb200_pd_cluster,
+# single_node, lmcache_tp8, multi_node_dep, ... (any directory with a rehearsal.conf).
 #
 #   scripts/rehearse-cluster.sh              build missing images, create the network and the nodes, run the rollout
 #   scripts/rehearse-cluster.sh --teardown   run playbooks/teardown.yml against the nodes
@@ -8,27 +10,35 @@
 #   scripts/rehearse-cluster.sh --node       only make sure the network and the nodes run (with their doubles)
 # Extra arguments after `--` go to ansible-playbook.
 #
-# Each node is a systemd container from the base image with its own network namespace on the Docker network
-# deepseek-v4-gb200-rehearsal (fixed addresses, DSV4_GB200_REHEARSAL_NET.<n>, default 172.31.241.<n>) and the Docker
-# socket, so the engines it starts are siblings that join its namespace (container:<node>). Nothing is published
-# on this machine's own network. Environment: DSV4_REHEARSAL_IMAGE, ANSIBLE_PLAYBOOK, as scripts/rehearse.sh.
+# Each node is a systemd container from the base image with its own network namespace on the rehearsal's Docker
+# network (fixed addresses $NET.<n>) and the Docker socket, so the engines it starts are siblings that join its
+# namespace (container:<node>). Nothing is published on this machine's own network. Environment:
+# DSV4_REHEARSAL_IMAGE, ANSIBLE_PLAYBOOK, as scripts/rehearse.sh; DSV4_REHEARSAL_NET, the first three numbers of the
+# network's addresses (default: NET_DEFAULT of rehearsal.conf).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 export ANSIBLE_CONFIG="$ROOT/ansible.cfg"
 
-INVENTORY=tests/rehearsal/gb200_pd_cluster/inventory
-PLAYBOOK=playbooks/gb200_pd_cluster.yml
-NETWORK=deepseek-v4-gb200-rehearsal
-NET=${DSV4_GB200_REHEARSAL_NET:-172.31.241}
-export DSV4_GB200_REHEARSAL_NET=$NET
-PREFIX=deepseek-v4-gb200-rehearsal-
-DATA_DIR=/var/lib/deepseek-v4-gb200-rehearsal
-OUT_DIR=rehearsal-out/gb200_pd_cluster
-LABEL=inference.deepseek_v4.rehearsal=gb200_pd_cluster-node
-# host  address  kind (tray: GB200 doubles; router: a plain host)
-NODES="gb200-prefill-1:11:tray gb200-prefill-2:12:tray gb200-decode-1:21:tray gb200-decode-2:22:tray router-1:5:router"
+TOPOLOGY=${TOPOLOGY:-gb200_pd_cluster}
+CONF=tests/rehearsal/$TOPOLOGY/rehearsal.conf
+[ -f "$CONF" ] || { echo "no rehearsal of TOPOLOGY=$TOPOLOGY ($CONF missing)" >&2; exit 2; }
+# rehearsal.conf sets NAME (containers, network, data dir), PLAYBOOK, NET_DEFAULT (the network; DSV4_REHEARSAL_NET
+# overrides it), NODES ("host:address:kind ...", kind = a row of scripts/install-hardware-doubles.sh) and optionally
+# IMAGES (more image build scripts, e.g. the LMCache server's).
+IMAGES=""
+# shellcheck source=/dev/null
+. "$CONF"
+INVENTORY=tests/rehearsal/$TOPOLOGY/inventory
+COMMON_INVENTORY=tests/rehearsal/cluster_common
+NETWORK=deepseek-v4-$NAME-rehearsal
+NET=${DSV4_REHEARSAL_NET:-$NET_DEFAULT}
+export DSV4_REHEARSAL_NET=$NET
+PREFIX=$NETWORK-
+DATA_DIR=/var/lib/$NETWORK
+OUT_DIR=rehearsal-out/$TOPOLOGY
+LABEL=inference.deepseek_v4.rehearsal=$TOPOLOGY-node
 
 ACTION=rollout
 case "${1:-}" in
@@ -94,47 +104,18 @@ ensure_nodes() {
   done
 }
 
-# The trays' "hardware", so that gpu_preflight and rdma run for real against them: the TEST DOUBLES of
-# tests/doubles/ (never on a real host) - nvidia-smi and the NVIDIA tools it plays with the recorded healthy 4x GB200
-# tray (gb200_4), an IMEX channel stand-in (/dev/nvidia-caps-imex-channels/channel0), the aarch64 CPU architecture
-# for the Python that runs the modules (arch_aarch64), and the recorded RDMA sysfs tree with ACTIVE ports ("mixed")
-# with its ibv_devinfo. The router host gets none: it has no GPU and the plan checks nothing there.
-install_tray_doubles() {
-  tar -C tests/doubles -cf - nvidia-smi nvidia_smi_profiles ibv_devinfo rdma_sysfs arch_aarch64 \
-    | docker exec -i "$1" sh -euc '
-    share=/usr/local/share
-    mkdir -p $share/nvidia-smi-double/profiles $share/ibv-devinfo-double/rdma_sysfs /etc/nvidia-smi-double \
-      /etc/ibv-devinfo-double $share/arch-aarch64-double
-    tmp=$(mktemp -d); tar -x -C "$tmp"
-    rm -rf $share/nvidia-smi-double/profiles/* $share/ibv-devinfo-double/rdma_sysfs/*
-    cp -a "$tmp"/nvidia_smi_profiles/. $share/nvidia-smi-double/profiles/
-    cp -a "$tmp"/rdma_sysfs/. $share/ibv-devinfo-double/rdma_sysfs/
-    for tool in nvidia-smi nv-fabricmanager nvidia-ctk nvidia-container-cli nvidia-container-runtime-hook docker; do
-      install -m 0755 "$tmp"/nvidia-smi /usr/local/bin/$tool
-    done
-    install -m 0755 "$tmp"/ibv_devinfo /usr/local/bin/ibv_devinfo
-    install -m 0644 "$tmp"/arch_aarch64/sitecustomize.py $share/arch-aarch64-double/sitecustomize.py
-    install -m 0755 "$tmp"/arch_aarch64/python3-aarch64-double /usr/local/bin/python3-aarch64-double
-    rm -rf "$tmp"
-    echo gb200_4 > /etc/nvidia-smi-double/profile
-    echo mixed > /etc/ibv-devinfo-double/case
-    mkdir -p /dev/nvidia-caps-imex-channels
-    [ -e /dev/nvidia-caps-imex-channels/channel0 ] || : > /dev/nvidia-caps-imex-channels/channel0
-  '
-}
-
+# Each node's "hardware": the TEST DOUBLES of its kind (scripts/install-hardware-doubles.sh).
 install_doubles() {
   local spec host kind
   for spec in $NODES; do
     IFS=: read -r host _ kind <<<"$spec"
-    [ "$kind" = tray ] && install_tray_doubles "$PREFIX$host"
+    bash scripts/install-hardware-doubles.sh "$PREFIX$host" "$kind"
   done
-  return 0
 }
 
 # Engine containers of this rehearsal (their names carry their node's), for the last-resort cleanup of --destroy.
 engine_containers() {
-  docker ps -aq --filter "name=^${PREFIX}" --filter "label=inference.deepseek_v4.topology=gb200_pd_cluster"
+  docker ps -aq --filter "name=^${PREFIX}" --filter "label=inference.deepseek_v4.topology=$TOPOLOGY"
 }
 
 case "$ACTION" in
@@ -149,16 +130,17 @@ case "$ACTION" in
       DSV4_REHEARSAL_IMAGE=$(bash scripts/build-rehearsal-image.sh --print)
     fi
     export DSV4_REHEARSAL_IMAGE
+    for build in $IMAGES; do bash "scripts/$build"; done
     ensure_nodes
     install_doubles
     mkdir -p "$OUT_DIR"
-    "$ANSIBLE_PLAYBOOK" -i "$INVENTORY" "$PLAYBOOK" "$@"
+    "$ANSIBLE_PLAYBOOK" -i "$COMMON_INVENTORY" -i "$INVENTORY" "$PLAYBOOK" "$@"
     ;;
   teardown|destroy)
     DSV4_REHEARSAL_IMAGE=${DSV4_REHEARSAL_IMAGE:-$(bash scripts/build-rehearsal-image.sh --print)}
     export DSV4_REHEARSAL_IMAGE
     if all_running; then
-      "$ANSIBLE_PLAYBOOK" -i "$INVENTORY" playbooks/teardown.yml "$@"
+      "$ANSIBLE_PLAYBOOK" -i "$COMMON_INVENTORY" -i "$INVENTORY" playbooks/teardown.yml "$@"
     else
       echo "the node containers ${PREFIX}* are not all running: nothing to tear down with Ansible"
     fi

@@ -7,8 +7,9 @@
 #   scripts/rehearse.sh --node       only make sure the node container runs (with its hardware doubles)
 # Extra arguments after `--` go to ansible-playbook (for example -e plan_decode_flag_overrides=...).
 #
-# TOPOLOGY picks the rehearsal: h200_pd (default, the one "H200 node" below) or gb200_pd_cluster (five nodes with a
-# network namespace each, scripts/rehearse-cluster.sh, inventory tests/rehearsal/gb200_pd_cluster/inventory/).
+# TOPOLOGY picks the rehearsal: h200_pd (default, the one "H200 node" below) or any topology with a
+# tests/rehearsal/<topology>/rehearsal.conf (gb200_pd_cluster, single_node, lmcache_tp8, multi_node_dep: nodes with a
+# network namespace each, scripts/rehearse-cluster.sh).
 #
 # Environment: DSV4_REHEARSAL_NODE (node container name), DSV4_REHEARSAL_IMAGE (engine image to use
 # instead of building scripts/build-rehearsal-image.sh's), ANSIBLE_PLAYBOOK (ansible-playbook to use,
@@ -19,11 +20,17 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 export ANSIBLE_CONFIG="$ROOT/ansible.cfg"
 
-case "${TOPOLOGY:-h200_pd}" in
-  h200_pd) ;;
-  gb200_pd_cluster) exec bash "$ROOT/scripts/rehearse-cluster.sh" "$@" ;;
-  *) echo "unknown TOPOLOGY=${TOPOLOGY} (rehearsals: h200_pd, gb200_pd_cluster)" >&2; exit 2 ;;
-esac
+TOPOLOGY=${TOPOLOGY:-h200_pd}
+if [ "$TOPOLOGY" != h200_pd ]; then
+  if [ -f "$ROOT/tests/rehearsal/$TOPOLOGY/rehearsal.conf" ]; then
+    export TOPOLOGY
+    exec bash "$ROOT/scripts/rehearse-cluster.sh" "$@"
+  fi
+  known=$(find "$ROOT/tests/rehearsal" -mindepth 2 -maxdepth 2 -name rehearsal.conf -printf '%h\n' | xargs -n1 basename \
+    | sort | tr '\n' ' ')
+  echo "unknown TOPOLOGY=${TOPOLOGY} (rehearsals: h200_pd ${known})" >&2
+  exit 2
+fi
 
 NODE=${DSV4_REHEARSAL_NODE:-deepseek-v4-rehearsal-node}
 export DSV4_REHEARSAL_NODE=$NODE
@@ -71,40 +78,10 @@ ensure_node() {
   exit 1
 }
 
-# The node's "hardware", so that the playbook's gpu_preflight and rdma roles run for real against it: the
-# TEST DOUBLES of tests/doubles/ (never on a real host) - nvidia-smi and the tools it plays with the recorded
-# healthy 8x H200 profile (h200_hgx8), NVSwitch device stand-ins and a Fabric Manager stand-in unit, and the
-# recorded RDMA sysfs tree with ACTIVE InfiniBand/RoCE ports (case "mixed", read through rdma_sysfs_root) with
-# its ibv_devinfo. The `docker` the double plays answers only `docker info` (the NVIDIA runtime); the engine
-# containers are managed through the Docker socket, not a CLI. Same layout as the molecule scenarios.
+# The node's "hardware" (TEST DOUBLES of tests/doubles/, never on a real host): the recorded healthy 8x H200 node with
+# its RDMA ports, so that the playbook's gpu_preflight and rdma roles run for real against it.
 install_doubles() {
-  tar -C tests/doubles -cf - nvidia-smi nvidia_smi_profiles ibv_devinfo rdma_sysfs | docker exec -i "$NODE" sh -euc '
-    share=/usr/local/share
-    mkdir -p $share/nvidia-smi-double/profiles $share/ibv-devinfo-double/rdma_sysfs /etc/nvidia-smi-double \
-      /etc/ibv-devinfo-double
-    tmp=$(mktemp -d); tar -x -C "$tmp"
-    rm -rf $share/nvidia-smi-double/profiles/* $share/ibv-devinfo-double/rdma_sysfs/*
-    cp -a "$tmp"/nvidia_smi_profiles/. $share/nvidia-smi-double/profiles/
-    cp -a "$tmp"/rdma_sysfs/. $share/ibv-devinfo-double/rdma_sysfs/
-    for tool in nvidia-smi nv-fabricmanager nvidia-ctk nvidia-container-cli nvidia-container-runtime-hook docker; do
-      install -m 0755 "$tmp"/nvidia-smi /usr/local/bin/$tool
-    done
-    install -m 0755 "$tmp"/ibv_devinfo /usr/local/bin/ibv_devinfo
-    rm -rf "$tmp"
-    echo h200_hgx8 > /etc/nvidia-smi-double/profile
-    echo mixed > /etc/ibv-devinfo-double/case
-    for dev in nvidia-nvswitchctl nvidia-nvswitch0 nvidia-nvswitch1 nvidia-nvswitch2 nvidia-nvswitch3; do
-      [ -e /dev/$dev ] || : > /dev/$dev
-    done
-    unit=/etc/systemd/system/nvidia-fabricmanager.service
-    if [ ! -f $unit ]; then
-      printf "%s\n" "# TEST DOUBLE of nvidia-fabricmanager.service (rehearsal node): an active unit of that name." \
-        "[Unit]" "Description=NVIDIA fabric manager service (test double)" "" \
-        "[Service]" "ExecStart=/bin/sleep infinity" "" "[Install]" "WantedBy=multi-user.target" > $unit
-      systemctl daemon-reload
-    fi
-    systemctl enable --now --quiet nvidia-fabricmanager.service
-  '
+  bash scripts/install-hardware-doubles.sh "$NODE" h200
 }
 
 case "$ACTION" in
