@@ -468,9 +468,9 @@ def build_plan(user_settings, hosts, api_key=False):
         if b.topology["lmcache"]:
             b.services.append(_lmcache(b, engine, problems))
     for svc in b.engines:
-        after = [ref(x) for x in b.engines if x["role"] in b.topology["roles"][svc["role"]]["after"]]
-        svc["after"] = svc["after"] + after
-        svc["restart_with"] = list(after)
+        row = b.topology["roles"][svc["role"]]
+        svc["after"] = svc["after"] + [ref(x) for x in b.engines if x["role"] in row["after"]]
+        svc["restart_with"] = [ref(x) for x in b.engines if x["role"] in row.get("restart_with", row["after"])]
     if router_host is not None:
         b.services.append(_router(b, router_host, problems))
     for rule in rules.RULES:

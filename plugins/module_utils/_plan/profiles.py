@@ -352,8 +352,10 @@ RDMA_ULIMITS = ["memlock:-1:-1"]  # name:soft:hard (docker run --ulimit memlock=
 GPU_REQUEST = {"driver": "nvidia", "count": -1, "capabilities": [["gpu"]]}
 
 # ---------------------------------------------------------------------------------------------------- topologies
-# A topology: ``roles`` its engine roles (start ``order``, the roles it starts ``after``, the settings of its API
-# port, GPU sets, extra flags, overrides and extra environment); ``gpus`` the default GPUs per engine (a number, or
+# A topology: ``roles`` its engine roles (start ``order``: roles of one order start together, each gated on readiness;
+# the roles it starts ``after``; the roles it ``restart_with`` (default: ``after``), e.g. a decode after its prefill
+# restarted, vllm#49238, though both start at once; the settings of its API port, GPU sets, extra flags, overrides
+# and extra environment); ``gpus`` the default GPUs per engine (a number, or
 # "node": the hardware's GPUs / replicas), ``split_shared`` shares a host's GPUs equally between the roles one host
 # runs; ``flags``, ``env``, ``connector`` keys of ENGINE_FLAGS, ENV and CONNECTORS; ``router`` whether vllm-router
 # fronts the engines; ``published`` whether the recipe publishes the API port; ``shared`` whether the shared
@@ -367,7 +369,8 @@ _PD_ROLES = {"prefill": {"order": 20, "after": [], "router_bootstrap": True, "po
                          "rpc_port": "prefill_dp_rpc_port", "extra": ["extra_engine_args", "extra_prefill_args"],
                          "overrides": ["engine_flag_overrides", "prefill_flag_overrides"],
                          "env": ["extra_env", "extra_prefill_env"]},
-             "decode": {"order": 30, "after": ["prefill"], "port": "decode_port", "gpus_var": "decode_gpus",
+             "decode": {"order": 20, "after": [], "restart_with": ["prefill"], "port": "decode_port",
+                        "gpus_var": "decode_gpus",
                         "rpc_port": "decode_dp_rpc_port", "extra": ["extra_engine_args", "extra_decode_args"],
                         "overrides": ["engine_flag_overrides", "decode_flag_overrides"],
                         "env": ["extra_env", "extra_decode_env"]}}

@@ -163,7 +163,8 @@ def _digest(image):
 
 def plan(b):
     """The plan document of a build that passed every rule."""
-    services = sorted(b.services, key=lambda x: (x["start_order"], x["host"], x["name"]))
+    # Start order, then the build's own order (its rows' roles in their order, hosts in inventory order).
+    services = sorted(b.services, key=lambda x: x["start_order"])
     for svc in services:
         _finish_service(svc)
     hosts = _hosts(b, services)
