@@ -5,7 +5,8 @@ Runs on the local Docker engine (see tests/rehearsal/inventory/):
   1. from a clean node: scripts/rehearse.sh (the real playbook)            -> first run
   2. scripts/rehearse.sh again (nothing to change)                          -> no-op re-run
   3. from a clean node: a bare shell script with the same container and router commands, generated from the
-     same plan (docker run per engine with the plan's argv/env/volumes, a health wait, python3-venv + pip
+     same plan (docker run of the engines that can start together - prefill and decode - with the plan's
+     argv/env/volumes, then a health wait on each, python3-venv + pip
      install of the pinned vllm-router in the node, the router under systemd-run, a readiness wait and one
      chat request through the router)                                        -> bare
 Prints the times, Ansible/bare and no-op/first ratios. Leaves the rehearsal destroyed.
@@ -16,6 +17,7 @@ Prints the times, Ansible/bare and no-op/first ratios. Leaves the rehearsal dest
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import shlex
@@ -58,23 +60,31 @@ def plan_json():
         return json.loads((Path(d) / "plan.json").read_text())
 
 
+def _docker_run(svc, home):
+    """`docker run` of one engine of the plan, as a person would type it."""
+    c = svc["container"]
+    parts = ["docker", "run", "-d", "--name", svc["name"], "--network", c["network_mode"], "--ipc", c["ipc_mode"],
+             "--restart", "unless-stopped"]
+    for v in c["volumes"]:
+        parts += ["-v", v.replace("~/", home + "/", 1)]
+    for k, v in svc["env"].items():
+        parts += ["-e", f"{k}={v}"]
+    parts += [svc["image"], *svc["argv"]]
+    return " ".join(shlex.quote(p) for p in parts)
+
+
 def bare_script(plan):
     """The commands a person would type for the same rollout (rehearsal doubles: no GPU, no privileged)."""
     q = shlex.quote
     home = "/root"
     lines = ["#!/usr/bin/env bash", "set -euo pipefail",
              "wait_url() { for _ in $(seq 600); do curl -sf -o /dev/null \"$1\" && return 0; sleep 1; done; return 1; }"]
-    for svc in sorted((s for s in plan["services"] if s["kind"] == "engine"), key=lambda s: s["start_order"]):
-        c = svc["container"]
-        parts = ["docker", "run", "-d", "--name", svc["name"], "--network", c["network_mode"], "--ipc", c["ipc_mode"],
-                 "--restart", "unless-stopped"]
-        for v in c["volumes"]:
-            parts += ["-v", v.replace("~/", home + "/", 1)]
-        for k, v in svc["env"].items():
-            parts += ["-e", f"{k}={v}"]
-        parts += [svc["image"], *svc["argv"]]
-        lines.append(" ".join(q(p) for p in parts))
-        lines.append(f"wait_url {q(svc['health_url'])}")
+    engines = sorted((s for s in plan["services"] if s["kind"] == "engine"), key=lambda s: s["start_order"])
+    # As a person with two terminals would: every engine of one start order at once, then wait for each.
+    for _, group in itertools.groupby(engines, key=lambda s: s["start_order"]):
+        group = list(group)
+        lines += [_docker_run(svc, home) for svc in group]
+        lines += [f"wait_url {q(svc['health_url'])}" for svc in group]
     router = next(s for s in plan["services"] if s["kind"] == "router")
     venv = "/opt/deepseek-v4/router-venv"
     cert = os.environ.get("PIP_CERT", "")
