@@ -140,7 +140,8 @@ case "$ACTION" in
     DSV4_REHEARSAL_IMAGE=${DSV4_REHEARSAL_IMAGE:-$(bash scripts/build-rehearsal-image.sh --print)}
     export DSV4_REHEARSAL_IMAGE
     if all_running; then
-      "$ANSIBLE_PLAYBOOK" -i "$COMMON_INVENTORY" -i "$INVENTORY" playbooks/teardown.yml "$@"
+      # The rehearsal confirms the teardown on the command line (teardown.yml asks otherwise).
+      "$ANSIBLE_PLAYBOOK" -i "$COMMON_INVENTORY" -i "$INVENTORY" playbooks/teardown.yml -e deepseek_v4_teardown_confirm=yes "$@"
     else
       echo "the node containers ${PREFIX}* are not all running: nothing to tear down with Ansible"
     fi

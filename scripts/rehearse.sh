@@ -2,7 +2,7 @@
 # CPU rehearsal of playbooks/h200_pd.yml on the local Docker engine (see tests/rehearsal/inventory/).
 #
 #   scripts/rehearse.sh              build missing images, create the node container, run the rollout
-#   scripts/rehearse.sh --teardown   run playbooks/teardown.yml against the node (rehearsal-teardown)
+#   scripts/rehearse.sh --teardown   run playbooks/teardown.yml against the node, confirmed (rehearsal-teardown)
 #   scripts/rehearse.sh --destroy    teardown, then remove the node container, the rehearsal data dirs and reports
 #   scripts/rehearse.sh --node       only make sure the node container runs (with its hardware doubles)
 # Extra arguments after `--` go to ansible-playbook (for example -e plan_decode_flag_overrides=...).
@@ -105,7 +105,8 @@ case "$ACTION" in
     DSV4_REHEARSAL_IMAGE=${DSV4_REHEARSAL_IMAGE:-$(bash scripts/build-rehearsal-image.sh --print)}
     export DSV4_REHEARSAL_IMAGE
     if node_running; then
-      "$ANSIBLE_PLAYBOOK" -i tests/rehearsal/inventory playbooks/teardown.yml "$@"
+      # The rehearsal confirms the teardown on the command line (teardown.yml asks otherwise).
+      "$ANSIBLE_PLAYBOOK" -i tests/rehearsal/inventory playbooks/teardown.yml -e deepseek_v4_teardown_confirm=yes "$@"
     else
       echo "node container $NODE is not running: nothing to tear down with Ansible"
     fi
