@@ -122,8 +122,8 @@ class Rehearsal:
         _run(["docker", "network", "rm", self.network])
 
     def ask(self, host, endpoint, question="What is 17*19? Answer with the number only."):
-        """The recipe's three reasoning modes against ENDPOINT from inside HOST (the services listen in its network
-        namespace), with the openai client of the smoke test's virtualenv there."""
+        """The recipe's three reasoning modes against ENDPOINT from inside HOST (in its network namespace), with the
+        openai client of the smoke test's virtualenv there."""
         script = r"""
 import json, sys
 from openai import OpenAI
@@ -208,12 +208,14 @@ def test_rollout_rerun_teardown(rehearsal):
         for address in row["router_lists"]:
             assert re.search(rf"--(prefill|decode) http://[0-9.]+\.{address}\b", unit), (address, unit)
 
-    # Non-think, Think High and Think Max with the openai client, on every host that serves the endpoint: the smoke
-    # test's endpoint on the first, the same port at each other node's own address.
+    # Non-think, Think High and Think Max with the openai client on the endpoint host (the smoke test's virtualenv),
+    # against every host that serves the endpoint: the smoke test's endpoint, then the same port at each other
+    # node's own address, across the rehearsal network.
     endpoint = summary["endpoint"].replace("localhost", "127.0.0.1")
     port = endpoint.rsplit(":", 1)[1]
-    for i, host in enumerate(row["ask"]):
-        answers = r.ask(host, endpoint if i == 0 else f"http://{r.address(host)}:{port}")
+    client = row["ask"][0]
+    for host in row["ask"]:
+        answers = r.ask(client, endpoint if host == client else f"http://{r.address(host)}:{port}")
         for mode, answer in answers.items():
             assert "323" in (answer["content"] or ""), (host, mode, answer)
         assert answers["think_high"]["reasoning"] and answers["think_max"]["reasoning"], (host, answers)
