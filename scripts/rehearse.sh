@@ -60,7 +60,8 @@ ensure_node() {
   if ! node_running; then
     docker rm -f "$NODE" >/dev/null 2>&1 || true
     echo "starting node container $NODE ($base)"
-    docker run -d --name "$NODE" \
+    # Like a host after a Docker daemon restart, the node comes back (with its systemd units) by its restart policy.
+    docker run -d --name "$NODE" --restart unless-stopped \
       --network host \
       --tmpfs /run --tmpfs /run/lock \
       -v /sys/fs/cgroup:/sys/fs/cgroup:ro \

@@ -2,7 +2,8 @@
 
 One rollout (scripts/rehearse.sh), then each fault in turn while a bounded request loop sends a few chat requests
 a second through the router: the prefill's main process killed (-9), the decode's, the router's, the node restarted
-(its systemd brings the router and the guard back). Recovery is the time until the seed's three reasoning-mode
+(its systemd brings the router and the guard back), the Docker daemon restarted (every container stops and comes
+back by its restart policy, the node's included). Docker's restart makes this test the only user of the engine. Recovery is the time until the seed's three reasoning-mode
 requests (the openai client, as the recipe's example) succeed through the router again; the loop's failures during
 it are counted, and afterwards exactly one container per engine and one unit each for the router and the guard
 exist. Last, with the guard stopped, a killed prefill leaves the router stale (every request fails, /readiness says
@@ -22,7 +23,7 @@ import time
 
 import pytest
 import test_rehearsal
-from rehearsal_lib import recap, rehearse
+from rehearsal_lib import ROOT, recap, rehearse
 from test_rehearsal import NODE, PREFILL, DECODE, ROUTER_UNIT
 
 # The rehearsal's fixture: destroyed before and after, also when a step fails.
@@ -123,11 +124,29 @@ def kill_container_main(name):
     sh("kill", "-9", pid)
 
 
+def restart_docker_daemon():
+    """The Docker engine stops, its containers with it, and starts again: the engines and the node come back by their
+    restart policies (the node is a container of the same engine here), the router and the guard with the node's
+    systemd, in whatever order the engine restarts them."""
+    if os.path.isdir("/run/systemd/system"):
+        assert sh("systemctl", "restart", "docker").returncode == 0
+        return
+    pids = sh("pgrep", "-x", "dockerd").stdout.split()
+    assert pids, "no dockerd to restart"
+    sh("kill", "-TERM", *pids)
+    deadline = time.monotonic() + 120
+    while sh("pgrep", "-x", "dockerd").returncode == 0 and time.monotonic() < deadline:
+        time.sleep(1)
+    started = sh("bash", str(ROOT / "scripts" / "ensure-docker.sh"))
+    assert started.returncode == 0, started.stderr
+
+
 FAULTS = [
     ("prefill crash", lambda: kill_container_main(PREFILL)),
     ("decode crash", lambda: kill_container_main(DECODE)),
     ("router crash", lambda: node_exec("systemctl", "kill", "-s", "KILL", ROUTER_UNIT)),
     ("node restart", lambda: sh("docker", "restart", NODE)),
+    ("docker daemon restart", restart_docker_daemon),
 ]
 
 
@@ -166,8 +185,7 @@ def test_the_endpoint_heals_itself_and_a_rerun_repairs(clean_rehearsal):  # pyli
     repair = round(time.monotonic() - start, 1)
     counts = recap(out)
     assert all(c["failed"] == 0 for c in counts.values()), counts
-    summary = json.loads((__import__("pathlib").Path(__file__).resolve().parents[2] / "rehearsal-out"
-                          / "smoke-summary.json").read_text())
+    summary = json.loads((ROOT / "rehearsal-out" / "smoke-summary.json").read_text())
     assert summary["passed"] is True
     assert seed_requests_pass()
     print(f"{'re-run repair':<24} {repair:7.1f} s (router stale before: {stale})", flush=True)
