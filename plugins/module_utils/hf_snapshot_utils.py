@@ -22,6 +22,7 @@ a later run can decide from local state alone (no network I/O) that nothing is t
 from __future__ import absolute_import, division, print_function
 
 import datetime
+import errno
 import hashlib
 import json
 import os
@@ -135,7 +136,7 @@ class HubClient(object):
 
     def download(self, repo_id, commit, hub_dir, allow_patterns, max_workers):
         """``snapshot_download`` pinned to ``commit``: files already in the cache are not fetched again."""
-        with _hub_errors(self, repo_id, commit):
+        with _hub_errors(self, repo_id, commit, hub_dir):
             return self._hub.snapshot_download(
                 repo_id=repo_id, repo_type="model", revision=commit, cache_dir=hub_dir, endpoint=self.endpoint,
                 token=self.token, allow_patterns=allow_patterns, max_workers=max_workers)
@@ -152,10 +153,11 @@ class HubClient(object):
 class _hub_errors(object):  # pylint: disable=invalid-name
     """Turn huggingface_hub / transport exceptions into :class:`SnapshotError` / :class:`HubUnreachable`."""
 
-    def __init__(self, client, repo_id, revision):
+    def __init__(self, client, repo_id, revision, hub_dir=None):
         self.client = client
         self.repo_id = repo_id
         self.revision = revision
+        self.hub_dir = hub_dir
 
     def __enter__(self):
         return self
@@ -165,6 +167,8 @@ class _hub_errors(object):  # pylint: disable=invalid-name
             return False
         from huggingface_hub import errors as hub_errors
 
+        if isinstance(exc, (IOError, OSError)) and getattr(exc, "errno", None) in (errno.ENOSPC, errno.EDQUOT):
+            raise _disk_full(exc, self.repo_id, self.revision, self.hub_dir)
         where = self.client.endpoint or os.environ.get("HF_ENDPOINT") or "the Hugging Face Hub"
         status = getattr(getattr(exc, "response", None), "status_code", None)
         name = type(exc).__name__
@@ -181,6 +185,25 @@ class _hub_errors(object):  # pylint: disable=invalid-name
             raise SnapshotError("%s answered HTTP %s for %s@%s: %s" % (
                 where, status, self.repo_id, self.revision, _first_line(exc)))
         return False
+
+
+def _disk_full(exc, repo_id, revision, hub_dir):
+    """The disk filled up during the download: the filesystem, what is free there, the fix. huggingface_hub writes
+    each file under a temporary ``*.incomplete`` name and renames it only when complete: nothing partial counts."""
+    where = getattr(exc, "filename", None) or hub_dir or ""
+    probe = where
+    while probe and not os.path.isdir(probe):
+        probe = os.path.dirname(probe)
+    try:
+        free = shutil.disk_usage(probe).free if probe else None
+    except OSError:
+        free = None
+    return SnapshotError(
+        "The disk filled up while downloading %s@%s into %s (%s). No partial file is counted as complete; the next "
+        "run fetches only the files still missing. Fix: free space on that filesystem (%s bytes free now), or point "
+        "cache_dir at a larger one." % (repo_id, revision, where or "the cache", os.strerror(exc.errno),
+                                        "?" if free is None else free),
+        revision=revision, path=probe or None, free_bytes=free)
 
 
 def _is_unreachable(exc):

@@ -17,7 +17,9 @@ Every request is logged (``requests`` list, optionally a JSON-lines file) with t
 repository file, range, status, body bytes sent and whether an ``Authorization`` header came with it.
 
 Fault injection: ``add_fault(file, cut_after=N)`` makes the next GET of ``file`` send its headers and only ``N``
-body bytes, then drop the connection (an interrupted download); ``add_fault(file, status=500)`` answers an error.
+body bytes, then drop the connection (an interrupted download); ``add_fault(file, status=500)`` answers an error;
+``add_fault(file, action=f)`` runs ``f()`` before answering (e.g. another writer filling the client's disk); faults
+added for one file apply one after the other.
 
 Only the standard library is used, so the file also runs inside a bare test container:
 ``python3 hf_hub_server.py --port 18080 --cdn-port 18081 --log /tmp/hub.jsonl``.
@@ -166,7 +168,8 @@ class GeneratedRepo:
 
 
 class _Fault:
-    def __init__(self, cut_after=None, status=None, times=1):
+    def __init__(self, cut_after=None, status=None, times=1, action=None):
+        self.action = action
         self.cut_after = cut_after
         self.status = status
         self.times = times
@@ -232,10 +235,13 @@ class HubDouble:
         self.stop()
 
     # -- test helpers ----------------------------------------------------------------------------------------
-    def add_fault(self, path, cut_after=None, status=None, times=1):
-        """Make the next ``times`` GETs of repository file ``path`` fail (cut after N bytes, or an HTTP status)."""
+    def add_fault(self, path, cut_after=None, status=None, times=1, action=None):
+        """Make the next ``times`` GETs of repository file ``path`` fail (cut after N bytes, or an HTTP status), or
+        run ``action()`` before answering them (something else happening on the client's machine meanwhile).
+        Faults added for one file queue up: the next one applies once the previous one is used up."""
         with self._lock:
-            self._faults[path] = _Fault(cut_after=cut_after, status=status, times=times)
+            self._faults.setdefault(path, []).append(
+                _Fault(cut_after=cut_after, status=status, times=times, action=action))
 
     def clear_faults(self):
         with self._lock:
@@ -256,11 +262,13 @@ class HubDouble:
 
     def _take_fault(self, path):
         with self._lock:
-            fault = self._faults.get(path)
-            if fault is None or fault.times == 0:
+            queue = self._faults.get(path) or []
+            while queue and queue[0].times == 0:
+                queue.pop(0)
+            if not queue:
                 return None
-            fault.times -= 1
-            return fault
+            queue[0].times -= 1
+            return queue[0]
 
     def _record(self, entry):
         with self._lock:
@@ -415,6 +423,9 @@ class HubDouble:
                     status = 206
                     headers["Content-Range"] = "bytes %d-%d/%d" % (start, end, total)
                 fault = None if head else double._take_fault(filename)
+                if fault is not None and fault.action is not None:
+                    self._entry["fault"] = "action"
+                    fault.action()
                 if fault is not None and fault.status:
                     self._entry["fault"] = "status %d" % fault.status
                     return self._error(fault.status, None, "Injected failure.")
