@@ -5,6 +5,8 @@
 #                  TOPOLOGY=gb200_pd_cluster rehearses the five-host GB200 cluster instead
 #   make rehearse-teardown  remove what the rehearsal rolled out (playbooks/teardown.yml on the node; TOPOLOGY too)
 #   make plan      compute the serving plan for inventories/h200_pd
+#   make benchmark vllm bench serve against INVENTORY's endpoint, a report per run (BENCH_PROFILE, BENCH_COMPARE=<run dir>)
+#   make benchmark-compare BEFORE=<run dir> AFTER=<run dir>  a Markdown table of AFTER against BEFORE, with ratios
 #   make lint      ansible-lint (production profile, offline)
 #   make sanity    ansible-test sanity on a copy of the collection under build/
 #   make units     ansible-test units on the same copy (tests/unit/)
@@ -53,7 +55,7 @@ export ANSIBLE_NOCOLOR := 1
 export PY_COLORS := 0
 endif
 
-.PHONY: e2e help setup apt docker venv link base-image rehearsal-image vllm-venv getpip rehearse rehearse-teardown plan lint sanity units pytest molecule \
+.PHONY: benchmark benchmark-compare e2e help setup apt docker venv link base-image rehearsal-image vllm-venv getpip rehearse rehearse-teardown plan lint sanity units pytest molecule \
         test collection-copy clean pytest-closing-line
 
 help:
@@ -139,6 +141,18 @@ rehearse-teardown: venv link
 
 plan: venv link
 	$(BIN)/ansible-playbook playbooks/plan.yml -i $(INVENTORY)
+
+# playbooks/benchmark.yml: `vllm bench serve` from the plan's engine image against the endpoint of INVENTORY; the run
+# directory (results, report.md, report.png) goes under benchmark-runs/ (roles/benchmark/README.md).
+BENCH_PROFILE ?=
+BENCH_COMPARE ?=
+benchmark: venv link
+	$(BIN)/ansible-playbook playbooks/benchmark.yml -i $(INVENTORY) \
+	  $(if $(BENCH_PROFILE),-e benchmark_profile=$(BENCH_PROFILE)) $(if $(BENCH_COMPARE),-e benchmark_compare_to=$(BENCH_COMPARE))
+
+benchmark-compare:
+	@[ -n "$(BEFORE)" ] && [ -n "$(AFTER)" ] || { echo "usage: make benchmark-compare BEFORE=<run dir> AFTER=<run dir>" >&2; exit 2; }
+	$(PYTHON) scripts/benchmark-report.py compare $(BEFORE) $(AFTER)
 
 # ---------------------------------------------------------------- checks
 
