@@ -128,7 +128,8 @@ getpip: venv
 # from the rehearsal image, vllm-router under systemd, the smoke test through the router. REHEARSE_ARGS go to
 # ansible-playbook, e.g. REHEARSE_ARGS='-e @overrides.yml' (a plan_decode_flag_overrides change recreates decode only).
 REHEARSE_ARGS ?=
-# The rehearsal's topology: h200_pd (one node) or gb200_pd_cluster (five nodes, scripts/rehearse-cluster.sh).
+# The rehearsal's topology: h200_pd (one node), or gb200_pd_cluster, single_node, lmcache_tp8, multi_node_dep (nodes
+# with a network namespace each: scripts/rehearse-cluster.sh, tests/rehearsal/<topology>/).
 TOPOLOGY ?= h200_pd
 
 rehearse: venv link docker base-image rehearsal-image
