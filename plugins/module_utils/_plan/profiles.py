@@ -122,9 +122,8 @@ HOST_SETTINGS = {
     "prefill_gpus": "GPU indices of this host's prefill engine.",
     "decode_gpus": "GPU indices of this host's decode engine.",
     "engine_gpus": "GPU indices of this host's engine (a list of lists with plan_replicas_per_host > 1).",
-    "engine_bind_address": "Address this host's engines listen on (vLLM --host). Default: loopback (127.0.0.1) "
-                           "where only the host itself reaches them, the host's plan_address where another host "
-                           "does (a router elsewhere, every node of multi_node_dep).",
+    "engine_bind_address": "vLLM --host of this host's engines (default: 127.0.0.1, or plan_address where "
+                           "another host reaches them).",
 }
 
 VAR_PREFIX = "plan_"
