@@ -14,7 +14,7 @@ version_added: 0.1.0
 description:
   - Reads the regular files under O(path) of a container (a file or a directory, recursively) through the Docker
     API's archive endpoint, the way C(docker cp) does, and returns their text. The container may have exited.
-  - Used by the C(benchmark) role to collect the result JSONs C(vllm bench serve) wrote inside its container: no
+  - Used by the C(benchmark) role to collect the result JSONs C(vllm bench serve) wrote inside its container. No
     bind mount is needed, so it works where the host that runs the play is not the Docker engine's host (a node
     container that drives a sibling Docker engine).
   - Talks to the Docker daemon like the community.docker modules do; the host needs only C(python3-requests).

@@ -15,7 +15,6 @@ import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 from rehearsal_lib import REQUIRE, ROOT, _env, _run, _unavailable, rehearse, timed_rehearse
