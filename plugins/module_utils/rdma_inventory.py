@@ -273,3 +273,89 @@ def port_problems(listeners, ports, own_services=(), host=None):
                 "stop that process or move the port (%s)" % (variable or "the plan's port setting"),
                 host=host, check="transfer_port", needed="free"))
     return problems
+
+
+def parse_systemctl_show(text):
+    """``systemctl show UNIT -p NAME ...`` (``NAME=value`` lines) -> ``{NAME: value}``."""
+    props = {}
+    for line in (text or "").splitlines():
+        name, sep, value = line.partition("=")
+        if sep:
+            props[name.strip()] = value.strip()
+    return props
+
+
+def parse_systemd_limit(value):
+    """A systemd ``LimitMEMLOCK=`` value (``infinity``, bytes) -> ``"unlimited"``, an int, or None when unset."""
+    if value is None or value == "":
+        return None
+    if value == "infinity":
+        return "unlimited"
+    try:
+        return int(value)
+    except ValueError:
+        return None
+
+
+def _limit_label(soft, hard):
+    def one(value):
+        return "unlimited" if value == "unlimited" else ("%d bytes" % value if isinstance(value, int) else "unknown")
+    return one(soft) if soft == hard else "soft %s, hard %s" % (one(soft), one(hard))
+
+
+def daemon_memlock(unit, show_text, limits_text=None):
+    """The memlock limit a container engine unit gives what it starts: from ``systemctl show`` (``LoadState``,
+    ``MainPID``, ``LimitMEMLOCK``, ``LimitMEMLOCKSoft``) and, while it runs, its process's ``/proc/<pid>/limits``."""
+    props = parse_systemctl_show(show_text)
+    hard = parse_systemd_limit(props.get("LimitMEMLOCK"))
+    soft = parse_systemd_limit(props.get("LimitMEMLOCKSoft")) or hard
+    try:
+        pid = int(props.get("MainPID") or 0)
+    except ValueError:
+        pid = 0
+    running = parse_limits(limits_text) if limits_text else None
+    return {
+        "unit": unit,
+        "loaded": props.get("LoadState") == "loaded",
+        "main_pid": pid or None,
+        "configured": {"soft": soft, "hard": hard, "unlimited": soft == "unlimited" and hard == "unlimited"},
+        "running": running if running and running.get("soft") is not None else None,
+    }
+
+
+DAEMON_MEMLOCK_FIX = (
+    "a systemd drop-in /etc/systemd/system/%(unit)s.d/90-memlock.conf with `[Service]` `LimitMEMLOCK=infinity`, then "
+    "`systemctl daemon-reload && systemctl restart %(unit)s` (running containers stop unless live-restore is on); "
+    "the rdma role writes it with rdma_docker_memlock_dropin: true and restarts with rdma_docker_memlock_restart: true. "
+    "Or give every engine container its own limit: plan_engine_privileges: rdma_devices (--ulimit memlock=-1:-1)")
+
+
+def daemon_memlock_problems(entries, require, host=None, units_variable="rdma_docker_memlock_units"):
+    """Containers inherit the memlock limit of the container engine that starts them (no ``--ulimit memlock``):
+    below unlimited, RDMA memory registration fails ("Cannot allocate memory"). A Problem per loaded unit whose
+    configured or running limit is not unlimited; one when no unit of ``entries`` is loaded (nothing to read)."""
+    if not require:
+        return []
+    loaded = [entry for entry in entries if entry.get("loaded")]
+    if not loaded:
+        return [Problem(
+            None, "none of %s is a loaded systemd unit on this host" % (", ".join(e["unit"] for e in entries) or
+                                                                         "(no unit named)"),
+            "cannot read the memlock limit the Docker daemon gives containers",
+            "name the units of the container engine in %s, or set rdma_check_docker_memlock: false where the engine "
+            "containers set their own limit (plan_engine_privileges: rdma_devices)" % units_variable,
+            host=host, check="docker_memlock", needed="the container engine's systemd unit, LimitMEMLOCK=infinity")]
+    problems = []
+    for entry in loaded:
+        configured, running = entry["configured"], entry.get("running")
+        if configured["unlimited"] and (running is None or running["unlimited"]):
+            continue
+        found = "%s LimitMEMLOCK %s" % (entry["unit"], _limit_label(configured["soft"], configured["hard"]))
+        if running is not None:
+            found += ", its running process (pid %s) %s" % (entry["main_pid"],
+                                                            _limit_label(running["soft"], running["hard"]))
+        problems.append(Problem(
+            None, found, "containers started by %s inherit a memlock limit below unlimited (Mooncake / NIXL then "
+            "fail with \"Cannot allocate memory\")" % entry["unit"], DAEMON_MEMLOCK_FIX % {"unit": entry["unit"]},
+            host=host, check="docker_memlock", needed="LimitMEMLOCK=infinity, configured and running"))
+    return problems

@@ -17,6 +17,9 @@ description:
     C(ibv_devinfo), and returns every RDMA device and port with its state, link layer (InfiniBand or Ethernet/RoCE) and rate.
   - Reports which of the RDMA kernel modules (C(nvidia_peermem), C(ib_core), C(mlx5_ib)...) are loaded, the
     C(/dev/infiniband) verbs devices and the locked-memory limit the connection runs with.
+  - With O(daemon_units), reads the locked-memory limit the container engine gives the containers it starts (they
+    inherit it unless started with C(--ulimit memlock)): C(systemctl show) of each unit (C(LimitMEMLOCK)) and, while it
+    runs, C(/proc/<MainPID>/limits).
   - With O(ports), lists the listening TCP sockets (C(ss -Hltnp), else C(/proc/net/tcp) and C(/proc/net/tcp6)) and
     reports every port of those ranges that a process holds.
   - Checks what it is asked to (O(require_rdma), O(device_names), O(require_peermem), O(ports)) and returns every
@@ -111,6 +114,26 @@ options:
         description: Whether the plan marks the range as a KV transfer port; accepted so that plan entries pass as
           they are, not used.
         type: bool
+  daemon_units:
+    description:
+      - systemd units of the container engine whose memlock limit containers inherit (C(docker.service),
+        C(containerd.service): with a separate containerd, the containers' shims are its children). Reported in
+        RV(daemon_memlock); none read when empty.
+    type: list
+    elements: str
+    default: []
+  require_daemon_memlock:
+    description:
+      - Every loaded unit of O(daemon_units) must give unlimited locked memory, configured (C(LimitMEMLOCK=infinity))
+        and in its running process; at least one must be loaded. Where the engine containers inherit the limit and
+        move KV over RDMA (Mooncake fails with C(Cannot allocate memory) otherwise).
+    type: bool
+    default: false
+  proc_dir:
+    description:
+      - Mount point of procfs, where the units' processes' C(limits) are read. Change it only for tests.
+    type: path
+    default: /proc
   own_services:
     description:
       - Services whose own container runs on the host; a port of O(ports) that such a service binds is its own, not a
@@ -215,6 +238,27 @@ memlock:
     unlimited:
       description: Whether both limits are unlimited.
       type: bool
+daemon_memlock:
+  description: Per unit of O(daemon_units), the memlock limit it gives the containers it starts; empty without O(daemon_units).
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    unit:
+      description: The unit.
+      type: str
+    loaded:
+      description: Whether systemd has the unit loaded (C(LoadState=loaded)).
+      type: bool
+    main_pid:
+      description: Its main process, V(null) when it does not run.
+      type: int
+    configured:
+      description: C(LimitMEMLOCKSoft) and C(LimitMEMLOCK) (bytes or V(unlimited)) and whether both are unlimited.
+      type: dict
+    running:
+      description: The running process's limit as RV(memlock) reports it; V(null) when it does not run.
+      type: dict
 listeners:
   description: The listening TCP sockets on ports of O(ports); empty without O(ports).
   returned: always
@@ -243,7 +287,7 @@ problems:
       description: O(host).
       type: str
     check:
-      description: C(rdma_port), C(rdma_device), C(nvidia_peermem) or C(transfer_port).
+      description: C(rdma_port), C(rdma_device), C(nvidia_peermem), C(docker_memlock) or C(transfer_port).
       type: str
     variable:
       description: Always V(null) here (a host check failed; the fix names the setting to change, if any).
@@ -292,6 +336,22 @@ def listeners(run=None, which=None, proc_net=("/proc/net/tcp", "/proc/net/tcp6")
     return result
 
 
+def daemon_memlock(units, run=None, which=None, proc_dir="/proc"):
+    """``rdma_inventory.daemon_memlock`` of each unit: ``systemctl show`` and, while it runs, its process's limits."""
+    systemctl = which("systemctl") if which is not None and units else None
+    result = []
+    for unit in units:
+        show = ""
+        if systemctl and run is not None:
+            rc, out, _err = run([systemctl, "show", unit, "-p", "LoadState", "-p", "MainPID", "-p", "LimitMEMLOCK",
+                                 "-p", "LimitMEMLOCKSoft"])
+            show = out if rc == 0 else ""
+        pid = inv.parse_systemctl_show(show).get("MainPID", "0")
+        limits = _read(os.path.join(proc_dir, pid, "limits")) if pid.isdigit() and int(pid) > 0 else None
+        result.append(inv.daemon_memlock(unit, show, limits))
+    return result
+
+
 def collect(params, run=None, which=None, proc_net=("/proc/net/tcp", "/proc/net/tcp6")):
     """Gather the facts; ``run(argv) -> (rc, out, err)`` and ``which(name)`` are injected for tests."""
     devices = inv.read_sysfs(params["sysfs_root"])
@@ -319,6 +379,8 @@ def collect(params, run=None, which=None, proc_net=("/proc/net/tcp", "/proc/net/
         "kernel_modules": dict((name, name in loaded) for name in params["modules"]),
         "uverbs_devices": sorted(glob.glob(os.path.join(params["dev_dir"], "infiniband", "uverbs*"))),
         "memlock": memlock,
+        "daemon_memlock": daemon_memlock(params.get("daemon_units") or [], run, which,
+                                         params.get("proc_dir") or "/proc"),
         "listeners": [item for item in listeners(run, which, proc_net) if item["port"] in wanted] if wanted else [],
     }
 
@@ -329,6 +391,8 @@ def problems(facts, params):
     found = inv.transfer_problems(facts, params.get("require_rdma"), params.get("device_names"), host=host,
                                   protocol_variable=params.get("protocol_variable"))
     found += inv.peermem_problems(facts, params.get("require_peermem"), host=host)
+    found += inv.daemon_memlock_problems(facts.get("daemon_memlock") or [], params.get("require_daemon_memlock"),
+                                         host=host)
     found += inv.port_problems(facts["listeners"], params.get("ports") or [], params.get("own_services") or [],
                                host=host)
     return [p.as_dict() for p in found]
@@ -358,6 +422,9 @@ def main():
                 transfer=dict(type="bool"),
             )),
             own_services=dict(type="list", elements="str", default=[]),
+            daemon_units=dict(type="list", elements="str", default=[]),
+            require_daemon_memlock=dict(type="bool", default=False),
+            proc_dir=dict(type="path", default="/proc"),
         ),
         supports_check_mode=True,
     )
@@ -366,7 +433,7 @@ def main():
         return module.run_command(argv, environ_update={"LC_ALL": "C"})
 
     def which(name):
-        return module.get_bin_path(name, opt_dirs=["/usr/local/bin", "/usr/sbin", "/sbin"])
+        return module.get_bin_path(name, opt_dirs=["/usr/local/bin", "/usr/sbin", "/sbin", "/bin", "/usr/bin"])
 
     facts = collect(module.params, run=run, which=which)
     facts["problems"] = problems(facts, module.params)

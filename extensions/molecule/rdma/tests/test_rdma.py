@@ -31,3 +31,12 @@ def test_verbs_provider_library(host):
 @pytest.mark.parametrize("port", [8998, 5559])
 def test_squatters_gone(host, port):
     assert not host.socket("tcp://0.0.0.0:%d" % port).is_listening
+
+
+def test_docker_memlock_drop_in(host):
+    """side_effect.yml applied the drop-in to the stand-in docker.service (rdma_docker_memlock_dropin)."""
+    dropin = host.file("/etc/systemd/system/docker.service.d/90-memlock.conf")
+    assert dropin.mode == 0o644 and dropin.user == "root"
+    lines = [line.strip() for line in dropin.content_string.splitlines() if line.strip() and not line.startswith("#")]
+    assert lines == ["[Service]", "LimitMEMLOCK=infinity"]
+    assert not host.file("/etc/systemd/system/containerd.service.d/90-memlock.conf").exists
