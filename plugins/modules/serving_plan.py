@@ -44,7 +44,7 @@ options:
   api_key_required:
     description:
       - Whether the API key variable C(deepseek_v4_api_key) is set (the role C(inference.deepseek_v4.plan) passes
-        it). Never the key itself: the plan names the services that require it and the environment variable or flag
+        it), never the key itself. The plan names the services that require it and the environment variable or flag
         the roles pass it through (C(secret_env), C(secret_args)); the key never enters the plan or its output.
     type: bool
     default: false

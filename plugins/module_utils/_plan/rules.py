@@ -516,8 +516,7 @@ def no_secrets_in_settings(b):
     refusal shows their names only)."""
     problems = []
     for svc in b.services:
-        user_env = [v for v in b.topology["roles"].get(svc["role"], {}).get("env", [])]
-        for variable in user_env:
+        for variable in b.topology["roles"].get(svc["role"], {}).get("env", []):
             for key in sorted(str(k) for k in b.s[variable] if str(k) in P.SECRET_ENV):
                 problems.append(Problem(var(variable), _hidden(key), "%s is a secret: in a plan_* setting it is "
                                         "written to plan.json and the printed commands." % key,

@@ -96,9 +96,10 @@ def test_multi_node_dep_command_is_the_recipe_docker_run(hardware):
         imex = ["--device", "/dev/nvidia-caps-imex-channels:/dev/nvidia-caps-imex-channels"] if hardware == "gb200" \
             else []
         env = [tok for kv in ENV.items() for tok in ("-e", "%s=%s" % kv)]
-        assert without_hardening(rendered) == (["docker", "run", "--gpus", "all", "--privileged", "--ipc=host", "-p", "8000:8000",
-                             "--network", "host"] + imex + ["-v", "~/.cache/huggingface:/root/.cache/huggingface"]
-                            + env + ["vllm/vllm-openai:deepseekv4-cu130"] + EXPECTED[hardware][host])
+        expected = (["docker", "run", "--gpus", "all", "--privileged", "--ipc=host", "-p", "8000:8000",
+                     "--network", "host"] + imex + ["-v", "~/.cache/huggingface:/root/.cache/huggingface"]
+                    + env + ["vllm/vllm-openai:deepseekv4-cu130"] + EXPECTED[hardware][host])
+        assert without_hardening(rendered) == expected
         assert svc["gpus"] == list(range(per_node))
 
 
