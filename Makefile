@@ -11,7 +11,7 @@
 #   make sanity    ansible-test sanity on a copy of the collection under build/
 #   make units     ansible-test units on the same copy (tests/unit/)
 #   make pytest    pytest on tests/ except tests/unit/: the fast tests and the h200_pd rehearsal (marker main_job)
-#   make e2e       the end-to-end rehearsal tests alone, the slow ones `make test` leaves out included
+#   make e2e       every slow and end-to-end test (tests/ except tests/unit/), the ones `make test` leaves out included
 #   make molecule  every scenario under extensions/molecule/*/ (docker driver)
 #   make test      all of the above, with a summary (the CI entry point)
 #
@@ -215,7 +215,7 @@ MOLECULE_LOCK ?= /tmp/inference.deepseek_v4-molecule.lock
 # The end-to-end rehearsal tests (slow: real vLLM CPU engines start): rollout, re-run, decode change, teardown
 # (also in `make test`); the prefill/decode flow through the real router.
 e2e: venv link docker base-image rehearsal-image
-	DSV4_REQUIRE_REHEARSAL=1 $(BIN)/pytest tests/e2e tests/rehearsal -m rehearsal -rP
+	DSV4_REQUIRE_REHEARSAL=1 $(BIN)/pytest tests --ignore=tests/unit -m "slow or rehearsal" -rP
 
 # Settings shared by every scenario: extensions/molecule/config.yml (molecule's base config for the collection).
 # rehearsal-image: the vllm_engine scenario runs the engines from it. MOLECULE_SCENARIOS='a b' runs only those.
