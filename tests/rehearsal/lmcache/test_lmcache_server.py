@@ -92,8 +92,9 @@ def test_plan_argv_starts_the_real_server(image, lmcache_service):
     svc = lmcache_service
     zmq, http = svc["ports"]["lmcache_zmq"], svc["ports"]["lmcache_http"]
     assert svc["entrypoint"] == ["lmcache"]
+    # --http-host 127.0.0.1: the plan keeps the HTTP API (/env, /run_script) on loopback (profiles.HARDENING)
     assert svc["args"] == ["server", "--l1-size-gb", "1", "--eviction-policy", "LRU", "--port", str(zmq),
-                           "--http-port", str(http)]
+                           "--http-port", str(http), "--http-host", "127.0.0.1"]
     assert svc["container"]["network_mode"] == "host"
     name = "dsv4-lmcache-test-%s" % uuid.uuid4().hex[:8]
     run = ["docker", "run", "-d", "--name", name, "--network", "host", "--entrypoint", svc["entrypoint"][0], image]
