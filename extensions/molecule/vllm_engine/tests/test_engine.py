@@ -40,8 +40,11 @@ def test_container_matches_plan(host, name, port, bootstrap, seqs):
     assert hc["RestartPolicy"]["Name"] == "unless-stopped"
     # Docker may report the bind with its mode (":rw").
     assert "/var/lib/deepseek-v4-molecule/hf-cache:/root/.cache/huggingface" in [":".join(b.split(":")[:2]) for b in hc["Binds"]]
-    # The instance shares the host network: the engine's port listens there.
-    assert host.socket(f"tcp://0.0.0.0:{port}").is_listening or host.socket(f"tcp://127.0.0.1:{port}").is_listening
+    # The instance shares the host network: the engine's port listens there, on loopback only (one host: the plan's
+    # --host 127.0.0.1, not vLLM's every-interface default).
+    assert args[args.index("--host") + 1] == "127.0.0.1"
+    assert host.socket(f"tcp://127.0.0.1:{port}").is_listening
+    assert not host.socket(f"tcp://0.0.0.0:{port}").is_listening
 
 
 def test_volume_dirs_created(host):
