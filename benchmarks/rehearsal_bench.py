@@ -81,7 +81,7 @@ def bare_script(plan):
              "wait_url() { for _ in $(seq 600); do curl -sf -o /dev/null \"$1\" && return 0; sleep 1; done; return 1; }"]
     engines = sorted((s for s in plan["services"] if s["kind"] == "engine"), key=lambda s: s["start_order"])
     # As a person with two terminals would: every engine of one start order at once, then wait for each.
-    for _, group in itertools.groupby(engines, key=lambda s: s["start_order"]):
+    for _order, group in itertools.groupby(engines, key=lambda s: s["start_order"]):
         group = list(group)
         lines += [_docker_run(svc, home) for svc in group]
         lines += [f"wait_url {q(svc['health_url'])}" for svc in group]

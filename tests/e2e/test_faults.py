@@ -3,8 +3,9 @@
 One rollout (scripts/rehearse.sh), then each fault in turn while a bounded request loop sends a few chat requests
 a second through the router: the prefill's main process killed (-9), the decode's, the router's, the node restarted
 (its systemd brings the router and the guard back), the Docker daemon restarted (every container stops and comes
-back by its restart policy, the node's included). Docker's restart makes this test the only user of the engine. Recovery is the time until the seed's three reasoning-mode
-requests (the openai client, as the recipe's example) succeed through the router again; the loop's failures during
+back by its restart policy, the node's included; this test must be the Docker engine's only user). Recovery is
+the time until the seed's three reasoning-mode requests (the openai client, as the recipe's example) succeed through
+the router again; the loop's failures during
 it are counted, and afterwards exactly one container per engine and one unit each for the router and the guard
 exist. Last, with the guard stopped, a killed prefill leaves the router stale (every request fails, /readiness says
 ready); a playbook re-run repairs it (the router's readiness gate sends a real request and restarts it) and ends
