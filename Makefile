@@ -11,6 +11,7 @@
 #   make sanity    ansible-test sanity on a copy of the collection under build/
 #   make units     ansible-test units on the same copy (tests/unit/)
 #   make pytest    pytest on tests/ except tests/unit/: the fast tests and the h200_pd rehearsal (marker main_job)
+#   make bench     the collection's own figures in one table (benchmarks/figures.py; about an hour)
 #   make e2e       every slow and end-to-end test (tests/ except tests/unit/), the ones `make test` leaves out included
 #   make molecule  every scenario under extensions/molecule/*/ (docker driver)
 #   make test      all of the above, with a summary (the CI entry point)
@@ -55,7 +56,7 @@ export ANSIBLE_NOCOLOR := 1
 export PY_COLORS := 0
 endif
 
-.PHONY: benchmark benchmark-compare e2e help setup apt docker venv link base-image rehearsal-image vllm-venv getpip rehearse rehearse-teardown plan lint sanity units pytest molecule \
+.PHONY: bench benchmark benchmark-compare e2e help setup apt docker venv link base-image rehearsal-image vllm-venv getpip rehearse rehearse-teardown plan lint sanity units pytest molecule \
         test collection-copy clean pytest-closing-line
 
 help:
@@ -150,6 +151,13 @@ BENCH_COMPARE ?=
 benchmark: venv link
 	$(BIN)/ansible-playbook playbooks/benchmark.yml -i $(INVENTORY) \
 	  $(if $(BENCH_PROFILE),-e benchmark_profile=$(BENCH_PROFILE)) $(if $(BENCH_COMPARE),-e benchmark_compare_to=$(BENCH_COMPARE))
+
+# The collection's own figures in one table (benchmarks/figures.py): plan time of 64 hosts, time to refuse a bad
+# inventory, rollout / bare script, no-op re-run / first run, recovery from a prefill crash, wall(32) / wall(2), hub
+# bytes for 1 and 4 hosts and fan-out throughput. About an hour; BENCH_ARGS='--only plan,refuse' picks steps.
+BENCH_ARGS ?=
+bench: venv link docker base-image rehearsal-image
+	$(BIN)/python benchmarks/figures.py $(BENCH_ARGS)
 
 benchmark-compare:
 	@[ -n "$(BEFORE)" ] && [ -n "$(AFTER)" ] || { echo "usage: make benchmark-compare BEFORE=<run dir> AFTER=<run dir>" >&2; exit 2; }

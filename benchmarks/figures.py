@@ -1,0 +1,181 @@
+#!/usr/bin/env python
+"""The collection's own figures in one table (`make bench`), each from one run on this machine, ratios side by side.
+
+Runs, one after the other (the Docker engine is used by one of them at a time):
+  plan        benchmarks/plan_bench.py: the plan of a 64-host gb200_pd_cluster inventory through ansible-playbook
+  refuse      ansible-playbook playbooks/h200_pd.yml on an inventory with a misspelt setting (median of 3)
+  rollout     benchmarks/rehearsal_bench.py: the h200_pd rehearsal against the bare script a person would type
+              (rollout / bare) and the no-op re-run (no-op / first run)
+  recovery    the h200_pd rehearsal, the prefill engine's main process killed: seconds until the recipe's three
+              reasoning-mode requests pass through the router again (the guard restarts decode and router)
+  scale       benchmarks/scale_bench.py: gb200_pd_cluster with 2 and 32 engine hosts (stand-in engines)
+  weights     benchmarks/weights_bench.py: hub bytes for 1 and 4 hosts, fan-out throughput against the disk
+
+    python benchmarks/figures.py [--only plan,refuse,...] [--skip rollout,...]
+
+A step whose script is missing or fails prints its error and the table says so; the exit status is non-zero then.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PY = sys.executable
+
+
+def _env():
+    env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0")
+    local = Path(PY).with_name("ansible-playbook")
+    if "ANSIBLE_PLAYBOOK" not in env and local.exists():
+        env["ANSIBLE_PLAYBOOK"] = str(local)
+    return env
+
+
+def _run(cmd, timeout=7200):
+    start = time.monotonic()
+    proc = subprocess.run(cmd, cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=timeout, check=False)
+    return proc, time.monotonic() - start
+
+
+def _script(name, *args, patterns):
+    """Run benchmarks/NAME with ARGS; {figure: float} from PATTERNS ({figure: regex with one group})."""
+    path = ROOT / "benchmarks" / name
+    if not path.exists():
+        raise RuntimeError(f"{path.relative_to(ROOT)} is missing")
+    proc, _ = _run([PY, str(path), *args])
+    out = proc.stdout + proc.stderr
+    found = {}
+    for figure, regex in patterns.items():
+        match = re.search(regex, out, re.M)
+        if not match:
+            raise RuntimeError(f"{name} (exit {proc.returncode}): no line matching {regex!r}:\n{out[-3000:]}")
+        found[figure] = float(match.group(1))
+    # A benchmark that printed its figures but missed its own target exits non-zero: the figures still count.
+    return found
+
+
+def plan():
+    return _script("plan_bench.py", "--hosts", "64", "--runs", "5", patterns={
+        "plan of 64 hosts, ansible-playbook (s)": r"ansible-playbook playbooks/plan.yml: ([\d.]+) s wall",
+        "plan of 64 hosts, plan engine (s)": r"engine build_plan: median ([\d.]+) s"})
+
+
+def refuse():
+    """A misspelt setting in a copy of inventories/h200_pd: refused by the plan play, before any host."""
+    playbook = _env().get("ANSIBLE_PLAYBOOK", "ansible-playbook")
+    times = []
+    with tempfile.TemporaryDirectory() as tmp:
+        inventory = Path(tmp) / "h200_pd"
+        shutil.copytree(ROOT / "inventories" / "h200_pd", inventory)
+        with open(inventory / "group_vars" / "all.yml", "a", encoding="utf-8") as handle:
+            handle.write("\nplan_max_model_length: 393216\n")
+        for _ in range(3):
+            proc, seconds = _run([playbook, "-i", str(inventory), "playbooks/h200_pd.yml"], timeout=300)
+            out = proc.stdout + proc.stderr
+            if proc.returncode == 0 or "plan_max_model_len" not in out or "UNREACHABLE" in out:
+                raise RuntimeError(f"the misspelt setting was not refused in the plan play:\n{out[-3000:]}")
+            times.append(seconds)
+    return {"refuse a misspelt setting, ansible-playbook (s)": statistics.median(times)}
+
+
+def rollout():
+    return _script("rehearsal_bench.py", patterns={
+        "h200_pd rollout (s)": r"ansible rollout \(first run\):\s+([\d.]+) s",
+        "bare script (s)": r"bare shell script\s+:\s+([\d.]+) s",
+        "rollout / bare": r"ansible / bare\s+:\s+([\d.]+)",
+        "no-op re-run (s)": r"ansible no-op re-run\s+:\s+([\d.]+) s",
+        "no-op / first run": r"no-op / first run\s+:\s+([\d.]+)"})
+
+
+def recovery():
+    """Roll out h200_pd, kill the prefill's main process, time until the seed's requests pass through the router."""
+    sys.path.insert(0, str(ROOT / "tests" / "e2e"))
+    import test_faults  # pylint: disable=import-outside-toplevel
+
+    rehearse = ["bash", "scripts/rehearse.sh"]
+    try:
+        for args in (["--destroy"], []):
+            proc, _ = _run(rehearse + args)
+            if proc.returncode != 0:
+                raise RuntimeError(f"rehearse.sh {' '.join(args)} failed:\n{proc.stdout[-3000:]}")
+        loop = test_faults.RequestLoop()
+        loop.start()
+        time.sleep(3)
+        start = time.monotonic()
+        test_faults.kill_container_main(test_faults.PREFILL)
+        time.sleep(5)
+        deadline = start + test_faults.RECOVERY_TIMEOUT
+        while not test_faults.seed_requests_pass():
+            if time.monotonic() > deadline:
+                raise RuntimeError("the endpoint did not recover from a prefill crash")
+            time.sleep(2)
+        seconds = time.monotonic() - start
+        sent, failed = loop.stop()
+    finally:
+        _run(rehearse + ["--destroy"])
+    return {"prefill crash, recovery (s)": seconds, "requests during recovery": sent,
+            "failed during recovery": failed}
+
+
+def scale():
+    return _script("scale_bench.py", "--hosts", "2,32", patterns={
+        "wall(2 hosts) (s)": r"wall\(2\)\D+([\d.]+)",
+        "wall(32 hosts) (s)": r"wall\(32\)\D+([\d.]+)",
+        "wall(32) / wall(2)": r"wall\(32\) / wall\(2\)\D+([\d.]+)",
+        "controller CPU per host (s)": r"CPU[^\n]*per host\D+([\d.]+)"})
+
+
+def weights():
+    return _script("weights_bench.py", patterns={
+        "hub bytes / model size, 1 host": r"1 host\D+([\d.]+) model cop",
+        "hub bytes / model size, 4 hosts": r"4 hosts\D+([\d.]+) model cop",
+        "fan-out (MB/s)": r"fan-out\D+([\d.]+) MB/s",
+        "fan-out / disk write rate": r"fan-out / disk\D+([\d.]+)"})
+
+
+STEPS = {"plan": plan, "refuse": refuse, "rollout": rollout, "recovery": recovery, "scale": scale,
+         "weights": weights}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", default=",".join(STEPS), help="steps to run, comma-separated")
+    parser.add_argument("--skip", default="", help="steps to leave out, comma-separated")
+    args = parser.parse_args()
+    chosen = [s for s in args.only.split(",") if s and s not in args.skip.split(",")]
+    unknown = set(chosen) - set(STEPS)
+    if unknown:
+        sys.exit(f"unknown steps {sorted(unknown)}; steps: {', '.join(STEPS)}")
+    rows, failed = [], []
+    for name in chosen:
+        start = time.monotonic()
+        print(f"== {name}", flush=True)
+        try:
+            figures = STEPS[name]()
+        except Exception as exc:  # pylint: disable=broad-except
+            print(f"{name}: {exc}", flush=True)
+            failed.append(name)
+            rows.append((name, "(failed, see above)", ""))
+            continue
+        for figure, value in figures.items():
+            rows.append((name, figure, f"{value:.3g}" if isinstance(value, float) else str(value)))
+        print(f"   {time.monotonic() - start:.0f} s", flush=True)
+    print("\n| step | figure | value |\n| --- | --- | --- |")
+    for row in rows:
+        print("| %s | %s | %s |" % row)
+    if failed:
+        sys.exit(f"failed: {', '.join(failed)}")
+
+
+if __name__ == "__main__":
+    main()
