@@ -81,3 +81,17 @@ def test_a_whole_plan_setting_given_to_one_host_is_refused():
     (problem,) = [p for p in result["problems"] if p["variable"] == "plan_max_model_len"]
     assert problem["host"] == "node1" and problem["found"] == 131072
     assert "whole plan" in problem["message"] and "group_vars/all" in problem["fix"]
+
+
+def test_the_api_key_reaches_the_plan_as_a_flag_only():
+    """roles/plan passes api_key_required (whether deepseek_v4_api_key is set); the key in the task variables never
+    reaches the plan, its summary or its JSON."""
+    secret = "sk-action-secret-5150"
+    serving = [{"name": "node1", "groups": ["serving"], "address": "10.0.0.11"}]
+    result = run({"settings": {"topology": "single_node"}, "hosts": serving, "api_key_required": True},
+                 task_vars={"deepseek_v4_api_key": secret})
+    assert not result.get("failed")
+    assert result["plan"]["api_key"]["required_by"] == ["deepseek-v4-engine"]
+    assert secret not in json.dumps(result)
+    off = run({"settings": {"topology": "single_node"}, "hosts": serving})
+    assert off["plan"]["api_key"]["set"] is False and off["plan"]["services"][0]["secret_env"] == {}
