@@ -14,7 +14,9 @@
 # network (fixed addresses $NET.<n>) and the Docker socket, so the engines it starts are siblings that join its
 # namespace (container:<node>). Nothing is published on this machine's own network. Environment:
 # DSV4_REHEARSAL_IMAGE, ANSIBLE_PLAYBOOK, as scripts/rehearse.sh; DSV4_REHEARSAL_NET, the first three numbers of the
-# network's addresses (default: NET_DEFAULT of rehearsal.conf).
+# network's addresses (default: NET_DEFAULT of rehearsal.conf); DSV4_REHEARSAL_DIR, a rehearsal directory kept
+# elsewhere (rehearsal.conf + inventory/, e.g. the N-host one benchmarks/scale_bench.py generates) instead of
+# tests/rehearsal/$TOPOLOGY (TOPOLOGY still names its topology; its reports go to rehearsal-out/$NAME).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -22,7 +24,8 @@ cd "$ROOT"
 export ANSIBLE_CONFIG="$ROOT/ansible.cfg"
 
 TOPOLOGY=${TOPOLOGY:-gb200_pd_cluster}
-CONF=tests/rehearsal/$TOPOLOGY/rehearsal.conf
+REHEARSAL_DIR=${DSV4_REHEARSAL_DIR:-tests/rehearsal/$TOPOLOGY}
+CONF=$REHEARSAL_DIR/rehearsal.conf
 [ -f "$CONF" ] || { echo "no rehearsal of TOPOLOGY=$TOPOLOGY ($CONF missing)" >&2; exit 2; }
 # rehearsal.conf sets NAME (containers, network, data dir), PLAYBOOK, NET_DEFAULT (the network; DSV4_REHEARSAL_NET
 # overrides it), NODES ("host:address:kind ...", kind = a row of scripts/install-hardware-doubles.sh) and optionally
@@ -30,7 +33,7 @@ CONF=tests/rehearsal/$TOPOLOGY/rehearsal.conf
 IMAGES=""
 # shellcheck source=/dev/null
 . "$CONF"
-INVENTORY=tests/rehearsal/$TOPOLOGY/inventory
+INVENTORY=$REHEARSAL_DIR/inventory
 COMMON_INVENTORY=tests/rehearsal/cluster_common
 NETWORK=deepseek-v4-$NAME-rehearsal
 NET=${DSV4_REHEARSAL_NET:-$NET_DEFAULT}
@@ -38,6 +41,7 @@ export DSV4_REHEARSAL_NET=$NET
 PREFIX=$NETWORK-
 DATA_DIR=/var/lib/$NETWORK
 OUT_DIR=rehearsal-out/$TOPOLOGY
+[ -z "${DSV4_REHEARSAL_DIR:-}" ] || OUT_DIR=rehearsal-out/$NAME
 LABEL=inference.deepseek_v4.rehearsal=$TOPOLOGY-node
 
 ACTION=rollout
@@ -45,7 +49,7 @@ case "${1:-}" in
   --teardown) ACTION=teardown; shift ;;
   --destroy) ACTION=destroy; shift ;;
   --node) ACTION=node; shift ;;
-  --help|-h) sed -n '2,15p' "$0"; exit 0 ;;
+  --help|-h) sed -n '2,18p' "$0"; exit 0 ;;
 esac
 [ "${1:-}" = "--" ] && shift
 
