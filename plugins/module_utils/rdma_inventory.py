@@ -338,9 +338,9 @@ def daemon_memlock_problems(entries, require, host=None, units_variable="rdma_do
         return []
     loaded = [entry for entry in entries if entry.get("loaded")]
     if not loaded:
+        units = ", ".join(e["unit"] for e in entries) or "(no unit named)"
         return [Problem(
-            None, "none of %s is a loaded systemd unit on this host" % (", ".join(e["unit"] for e in entries) or
-                                                                         "(no unit named)"),
+            None, "none of %s is a loaded systemd unit on this host" % units,
             "cannot read the memlock limit the Docker daemon gives containers",
             "name the units of the container engine in %s, or set rdma_check_docker_memlock: false where the engine "
             "containers set their own limit (plan_engine_privileges: rdma_devices)" % units_variable,

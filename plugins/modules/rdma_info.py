@@ -17,9 +17,9 @@ description:
     C(ibv_devinfo), and returns every RDMA device and port with its state, link layer (InfiniBand or Ethernet/RoCE) and rate.
   - Reports which of the RDMA kernel modules (C(nvidia_peermem), C(ib_core), C(mlx5_ib)...) are loaded, the
     C(/dev/infiniband) verbs devices and the locked-memory limit the connection runs with.
-  - With O(daemon_units), reads the locked-memory limit the container engine gives the containers it starts (they
-    inherit it unless started with C(--ulimit memlock)): C(systemctl show) of each unit (C(LimitMEMLOCK)) and, while it
-    runs, C(/proc/<MainPID>/limits).
+  - With O(daemon_units), reads the locked-memory limit the container engine gives the containers it starts, which
+    they inherit unless started with C(--ulimit memlock) - C(systemctl show) of each unit (C(LimitMEMLOCK)) and, while
+    it runs, C(/proc/<MainPID>/limits).
   - With O(ports), lists the listening TCP sockets (C(ss -Hltnp), else C(/proc/net/tcp) and C(/proc/net/tcp6)) and
     reports every port of those ranges that a process holds.
   - Checks what it is asked to (O(require_rdma), O(device_names), O(require_peermem), O(ports)) and returns every
@@ -117,7 +117,7 @@ options:
   daemon_units:
     description:
       - systemd units of the container engine whose memlock limit containers inherit (C(docker.service),
-        C(containerd.service): with a separate containerd, the containers' shims are its children). Reported in
+        C(containerd.service) - with a separate containerd, the containers' shims are its children). Reported in
         RV(daemon_memlock); none read when empty.
     type: list
     elements: str
