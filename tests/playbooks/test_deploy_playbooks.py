@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-PHASES = "preflight,rdma,weights,engines,router,guard,smoke,benchmark"
+PHASES = "preflight,rdma,weights,engines,router,guard,proxy,smoke,benchmark"
 # entry playbook -> (topologies it deploys, an example inventory of each)
 ENTRY = {
     "h200_pd": ["h200_pd", "h200_pd_nixl"],
@@ -66,6 +66,7 @@ def test_every_phase_targets_a_plan_group_and_has_its_tag():
         "engines": "deepseek_v4_engine_hosts",
         "router": "deepseek_v4_router_hosts",
         "guard": "deepseek_v4_hosts",
+        "proxy": "deepseek_v4_endpoint_hosts",
         "smoke": "deepseek_v4_endpoint_hosts",
         "benchmark": "deepseek_v4_endpoint_hosts",
     }
