@@ -260,6 +260,12 @@ class HubDouble:
         return [(r["file"], r["bytes"], r["range"]) for r in self.log() if r["method"] == "GET" and r["file"]
                 and (r["server"] == "cdn" or "/resolve/" in r["path"])]
 
+    def bytes_served(self, files_only=True):
+        """Body bytes sent so far: of repository files only (what a model copy weighs), or of every answer."""
+        if files_only:
+            return sum(nbytes for name, nbytes, _rng in self.file_gets() if name)
+        return sum(r["bytes"] for r in self.log())
+
     def _take_fault(self, path):
         with self._lock:
             queue = self._faults.get(path) or []
