@@ -156,6 +156,46 @@ def _api_key(b, services):
             "router_sends": any(x["secret_args"] for x in services if x["kind"] == "router")}
 
 
+# Where each kind of service serves its Prometheus metrics: the port (a key of the service's ports), the path, the
+# flag of its argv that names the listen address and the program's own default when the flag is absent (vllm-router's
+# --prometheus-host, LMCache's --http-host: /metrics is served by its HTTP server). A kind not listed has none.
+METRICS_ENDPOINTS = {
+    "engine": {"port": "api", "path": "/metrics", "bind_flag": "--host", "bind_default": "0.0.0.0"},
+    "router": {"port": "router_metrics", "path": "/metrics", "bind_flag": "--prometheus-host",
+               "bind_default": P.LOOPBACK},
+    "lmcache": {"port": "lmcache_http", "path": "/metrics", "bind_flag": "--http-host", "bind_default": P.LOOPBACK},
+}
+
+
+def _flag_value(argv, flag, default):
+    """The value the last ``flag VALUE`` or ``flag=VALUE`` of argv gives, else default."""
+    value = default
+    for i, token in enumerate(argv):
+        if token == flag and i + 1 < len(argv):
+            value = argv[i + 1]
+        elif str(token).startswith(flag + "="):
+            value = str(token).split("=", 1)[1]
+    return str(value)
+
+
+def scrape_targets(topology, hosts, services):
+    """Prometheus file_sd target groups, one per service with metrics: the address it listens on (the host's address
+    where it listens on every interface; loopback ones are reachable from their own host only) and the labels
+    topology, role, host and service."""
+    groups = []
+    for svc in services:
+        endpoint = METRICS_ENDPOINTS.get(svc["kind"])
+        if endpoint is None or endpoint["port"] not in svc["ports"]:
+            continue
+        bind = _flag_value(svc["argv"], endpoint["bind_flag"], endpoint["bind_default"])
+        address = hosts[svc["host"]]["address"] if bind in P.ALL_INTERFACES else bind
+        address = "[%s]" % address if ":" in address and not address.startswith("[") else address
+        groups.append({"targets": ["%s:%d" % (address, int(svc["ports"][endpoint["port"]]))],
+                       "labels": {"topology": topology, "role": svc["role"], "host": svc["host"],
+                                  "service": svc["name"], "__metrics_path__": endpoint["path"]}})
+    return groups
+
+
 def _digest(image):
     """The digest an image reference pins (``name[:tag]@sha256:...``), or None."""
     return str(image).split("@", 1)[1] if image and "@" in str(image) else None
@@ -187,6 +227,7 @@ def plan(b):
                      "url": target["health_url"].rsplit("/", 1)[0]},
         "api_key": _api_key(b, services), "image_digest": _digest(s["image"]),
         "warnings": list(b.warnings), "hosts": hosts, "services": services,
+        "scrape_targets": scrape_targets(s["topology"], hosts, services),
     }
     for svc in services:
         for key in [k for k in svc if k.startswith("_")]:
