@@ -11,6 +11,7 @@ import os
 import pty
 import select
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -70,26 +71,35 @@ def test_confirmation_on_the_command_line_proceeds_without_a_prompt():
 
 
 def _answer_on_a_terminal(answer):
-    """Run the teardown on a pseudo-terminal and type ``answer`` at the prompt; returns (rc, output)."""
+    """Run the teardown on a pseudo-terminal and type ``answer`` at the prompt; returns (rc, output).
+
+    ansible.builtin.pause flushes the terminal's input when it starts reading, so an answer typed as soon as the
+    prompt shows may be discarded: the answer is typed again every two seconds until the play moves on. The child is
+    killed at the deadline, so a prompt that never returns fails the test instead of hanging it.
+    """
     pid, fd = pty.fork()
     if pid == 0:  # child
         os.chdir(ROOT)
         os.execve(argv(*LOCAL_ONLY)[0], argv(*LOCAL_ONLY), env())
-    output, sent, deadline = b"", False, time.monotonic() + 120
+    output, prompt_end, last_sent, deadline = b"", None, 0.0, time.monotonic() + 120
     while time.monotonic() < deadline:
-        ready, _w, _x = select.select([fd], [], [], 1)
-        if not ready:
-            continue
-        try:
-            chunk = os.read(fd, 4096)
-        except OSError:
-            break
-        if not chunk:
-            break
-        output += chunk
-        if not sent and b"Type yes to continue" in output and output.rstrip().endswith(b":"):
+        ready, _w, _x = select.select([fd], [], [], 0.5)
+        if ready:
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            output += chunk
+        if prompt_end is None and b"Type yes to continue" in output and output.rstrip().endswith(b":"):
+            prompt_end = len(output)
+        answered = prompt_end is not None and b"TASK [" in output[prompt_end:]
+        if prompt_end is not None and not answered and time.monotonic() - last_sent > 2:
             os.write(fd, answer.encode() + b"\r")
-            sent = True
+            last_sent = time.monotonic()
+    else:
+        os.kill(pid, signal.SIGKILL)
     _pid, status = os.waitpid(pid, 0)
     os.close(fd)
     return os.waitstatus_to_exitcode(status), output.decode(errors="replace")
