@@ -59,7 +59,9 @@ def test_bad_inventory_is_refused_with_every_problem(tmp_path):
 def test_second_run_changes_nothing(tmp_path):
     first = play("-i", "inventories/gb200_pd_cluster", "-e", "deepseek_v4_plan_dir=%s" % tmp_path, "-e", "deepseek_v4_plan_print=false")
     second = play("-i", "inventories/gb200_pd_cluster", "-e", "deepseek_v4_plan_dir=%s" % tmp_path, "-e", "deepseek_v4_plan_print=false")
-    assert "changed=1" in first.stdout and "changed=0" in second.stdout
+    # plan.json and scrape-targets.json written once, then left alone
+    assert "changed=2" in first.stdout and "changed=0" in second.stdout
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["plan.json", "scrape-targets.json"]
 
 
 def test_misspelt_setting_in_group_vars_is_refused_before_any_host(tmp_path):
@@ -80,7 +82,8 @@ def test_misspelt_setting_in_group_vars_is_refused_before_any_host(tmp_path):
 def test_check_mode_reports_without_writing(tmp_path):
     proc = play("-i", "inventories/h200_pd", "--check", "-e", "deepseek_v4_plan_dir=%s" % tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "changed=1" in proc.stdout and not (tmp_path / "plan.json").exists()
+    # plan.json and scrape-targets.json reported, neither written
+    assert "changed=2" in proc.stdout and not any(tmp_path.iterdir())
 
 
 def test_the_module_file_is_documentation_only():
