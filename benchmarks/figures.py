@@ -9,7 +9,7 @@ Runs, one after the other (the Docker engine is used by one of them at a time):
   recovery    the h200_pd rehearsal, the prefill engine's main process killed: seconds until the recipe's three
               reasoning-mode requests pass through the router again (the guard restarts decode and router)
   scale       benchmarks/scale_bench.py: gb200_pd_cluster with 2 and 32 engine hosts (stand-in engines)
-  weights     benchmarks/weights_bench.py: hub bytes for 1 and 4 hosts, fan-out throughput against the disk
+  weights     tests/hf_cache/test_fanout.py: hub bytes for 1 and 4 hosts, fan-out throughput against the disk
 
     python benchmarks/figures.py [--only plan,refuse,...] [--skip rollout,...]
 
@@ -19,6 +19,7 @@ A step whose script is missing or fails prints its error and the table says so; 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import shutil
@@ -128,19 +129,26 @@ def recovery():
 
 
 def scale():
-    return _script("scale_bench.py", "--hosts", "2,32", patterns={
-        "wall(2 hosts) (s)": r"wall\(2\)\D+([\d.]+)",
-        "wall(32 hosts) (s)": r"wall\(32\)\D+([\d.]+)",
-        "wall(32) / wall(2)": r"wall\(32\) / wall\(2\)\D+([\d.]+)",
-        "controller CPU per host (s)": r"CPU[^\n]*per host\D+([\d.]+)"})
+    return _script("scale_bench.py", "--hosts", "2,32", "--settings", "", patterns={
+        "wall(2 hosts) (s)": r"^\s+2 engine hosts \+ 1 router, \S+\s+wall\s+([\d.]+) s",
+        "wall(32 hosts) (s)": r"^\s+32 engine hosts \+ 1 router, \S+\s+wall\s+([\d.]+) s",
+        "wall(32) / wall(2)": r"wall\(32\) / wall\(2\) = ([\d.]+)",
+        "controller CPU per host (s)": r"controller CPU ([\d.]+) s per host"})
 
 
 def weights():
-    return _script("weights_bench.py", patterns={
-        "hub bytes / model size, 1 host": r"1 host\D+([\d.]+) model cop",
-        "hub bytes / model size, 4 hosts": r"4 hosts\D+([\d.]+) model cop",
-        "fan-out (MB/s)": r"fan-out\D+([\d.]+) MB/s",
-        "fan-out / disk write rate": r"fan-out / disk\D+([\d.]+)"})
+    """tests/hf_cache/test_fanout.py (four systemd containers, the Hub double counting bytes): its printed figures."""
+    proc, _ = _run([PY, "-m", "pytest", "tests/hf_cache/test_fanout.py", "-s", "-q", "-p", "no:cacheprovider"])
+    out = proc.stdout + proc.stderr
+    match = re.search(r"^fanout figures: (\{.*\})$", out, re.M)
+    if proc.returncode != 0 or not match:
+        raise RuntimeError(f"tests/hf_cache/test_fanout.py (exit {proc.returncode}):\n{out[-3000:]}")
+    got = json.loads(match.group(1))
+    return {"hub bytes / model size, 1 host": got["hub_bytes_1_host"] / got["model_bytes"],
+            "hub bytes / model size, 4 hosts": got["hub_bytes_4_hosts"] / got["model_bytes"],
+            "fan-out (MB/s)": got["fanout_MBps"],
+            "disk write rate (MB/s)": got["disk_MBps"],
+            "fan-out / disk write rate": got["fanout_MBps"] / got["disk_MBps"]}
 
 
 STEPS = {"plan": plan, "refuse": refuse, "rollout": rollout, "recovery": recovery, "scale": scale,
