@@ -53,7 +53,7 @@ def _script(name, *args, patterns):
     path = ROOT / "benchmarks" / name
     if not path.exists():
         raise RuntimeError(f"{path.relative_to(ROOT)} is missing")
-    proc, _ = _run([PY, str(path), *args])
+    proc = _run([PY, str(path), *args])[0]
     out = proc.stdout + proc.stderr
     found = {}
     for figure, regex in patterns.items():
@@ -80,7 +80,7 @@ def refuse():
         shutil.copytree(ROOT / "inventories" / "h200_pd", inventory)
         with open(inventory / "group_vars" / "all.yml", "a", encoding="utf-8") as handle:
             handle.write("\nplan_max_model_length: 393216\n")
-        for _ in range(3):
+        for _attempt in range(3):
             proc, seconds = _run([playbook, "-i", str(inventory), "playbooks/h200_pd.yml"], timeout=300)
             out = proc.stdout + proc.stderr
             if proc.returncode == 0 or "plan_max_model_len" not in out or "UNREACHABLE" in out:
@@ -106,7 +106,7 @@ def recovery():
     rehearse = ["bash", "scripts/rehearse.sh"]
     try:
         for args in (["--destroy"], []):
-            proc, _ = _run(rehearse + args)
+            proc = _run(rehearse + args)[0]
             if proc.returncode != 0:
                 raise RuntimeError(f"rehearse.sh {' '.join(args)} failed:\n{proc.stdout[-3000:]}")
         loop = test_faults.RequestLoop()
@@ -138,7 +138,7 @@ def scale():
 
 def weights():
     """tests/hf_cache/test_fanout.py (four systemd containers, the Hub double counting bytes): its printed figures."""
-    proc, _ = _run([PY, "-m", "pytest", "tests/hf_cache/test_fanout.py", "-s", "-q", "-p", "no:cacheprovider"])
+    proc = _run([PY, "-m", "pytest", "tests/hf_cache/test_fanout.py", "-s", "-q", "-p", "no:cacheprovider"])
     out = proc.stdout + proc.stderr
     match = re.search(r"^fanout figures: (\{.*\})$", out, re.M)
     if proc.returncode != 0 or not match:

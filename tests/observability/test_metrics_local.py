@@ -155,10 +155,10 @@ def stack(tmp_path_factory):
                    VLLM_TARGET_DEVICE="cpu", VLLM_NO_USAGE_STATS="1", DO_NOT_TRACK="1")
         env.pop("CUDA_VISIBLE_DEVICES", None)
         engine = spawn([python, launcher, "serve", work / "model",
-                                  "--served-model-name", MODEL, "--host", "127.0.0.1", "--port", str(ports["engine"]),
-                                  "--max-model-len", "512", "--max-num-batched-tokens", "512", "--max-num-seqs", "8",
-                                  "--enforce-eager", "--dtype", "float32", "--distributed-executor-backend", "uni",
-                                  "--kv-cache-memory-bytes", str(64 * 2 ** 20)], work / "engine.log", env)
+                        "--served-model-name", MODEL, "--host", "127.0.0.1", "--port", str(ports["engine"]),
+                        "--max-model-len", "512", "--max-num-batched-tokens", "512", "--max-num-seqs", "8",
+                        "--enforce-eager", "--dtype", "float32", "--distributed-executor-backend", "uni",
+                        "--kv-cache-memory-bytes", str(64 * 2 ** 20)], work / "engine.log", env)
         procs.append(engine)
         O.wait_http("http://127.0.0.1:%d/health" % ports["engine"], 600, lambda: engine.poll() is None, "the engine")
         router_proc = spawn(named_script(work, "router", router, [
@@ -193,16 +193,17 @@ def post(url, body):
 def send_requests(ports):
     router = "http://127.0.0.1:%d/v1" % ports["router"]
     for i in range(4):
-        status, body = post(router + "/completions", {"model": MODEL, "prompt": "What is 17*19? %d" % i,
-                                                       "max_tokens": 8})
+        status, body = post(router + "/completions",
+                            {"model": MODEL, "prompt": "What is 17*19? %d" % i, "max_tokens": 8})
         assert status == 200, body
-        status, body = post(router + "/chat/completions", {"model": MODEL, "stream": True, "max_tokens": 8,
-                                                            "messages": [{"role": "user", "content": "17*19?"}]})
+        status, body = post(router + "/chat/completions",
+                            {"model": MODEL, "stream": True, "max_tokens": 8,
+                             "messages": [{"role": "user", "content": "17*19?"}]})
         assert status == 200 and "[DONE]" in body, body
     # refused requests: an unknown model, through the router and to the engine directly
     assert post(router + "/completions", {"model": "no-such-model", "prompt": "x"})[0] == 404
-    assert post("http://127.0.0.1:%d/v1/completions" % ports["engine"], {"model": "no-such-model",
-                                                                          "prompt": "x"})[0] == 404
+    assert post("http://127.0.0.1:%d/v1/completions" % ports["engine"],
+                {"model": "no-such-model", "prompt": "x"})[0] == 404
 
 
 def test_every_target_up_with_the_plan_labels(stack):
@@ -216,7 +217,7 @@ def test_every_dashboard_query_returns_data_after_requests(stack):
     O.check_up(prom)
     # vllm-router creates a series at its first observation: a first round makes them exist, the second one moves
     # them between two scrapes (as on a serving deployment), so rates and quantiles have points on both sides
-    for _ in range(2):
+    for _round in range(2):
         send_requests(stack["ports"])
         time.sleep(3 * O.SCRAPE_INTERVAL_S + 1)
     counts = O.check_dashboard(prom, may_be_empty={LMCACHE_LOOKUP}, may_be_nan={KV_CONNECTOR})

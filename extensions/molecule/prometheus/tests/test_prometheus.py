@@ -42,8 +42,8 @@ def test_targets_file_is_the_plan_plus_node_exporter(host):
 def test_every_target_up(host):
     active = api(host, "/api/v1/targets?state=active")["data"]["activeTargets"]
     mine = [t for t in active if t["labels"]["job"] == "deepseek_v4"]
-    assert sorted(t["scrapeUrl"] for t in mine) == ["http://127.0.0.1:18000/metrics.txt",
-                                                     "http://127.0.0.1:9100/metrics"]
+    urls = sorted(t["scrapeUrl"] for t in mine)
+    assert urls == ["http://127.0.0.1:18000/metrics.txt", "http://127.0.0.1:9100/metrics"]
     assert {t["health"] for t in mine} == {"up"}, mine
 
 
