@@ -222,8 +222,11 @@ MOLECULE_LOCK ?= /tmp/inference.deepseek_v4-molecule.lock
 
 # The end-to-end rehearsal tests (slow: real vLLM CPU engines start): rollout, re-run, decode change, teardown
 # (also in `make test`); the prefill/decode flow through the real router.
+# The observability test scrapes with the distribution's Prometheus (tests/observability/).
+E2E_APT_PACKAGES ?= prometheus
 e2e: venv link docker base-image rehearsal-image
-	DSV4_REQUIRE_REHEARSAL=1 $(BIN)/pytest tests --ignore=tests/unit -m "slow or rehearsal" -rP
+	@$(MAKE) --no-print-directory apt APT_PACKAGES="$(E2E_APT_PACKAGES)"
+	DSV4_REQUIRE_REHEARSAL=1 DSV4_REQUIRE_OBSERVABILITY=1 $(BIN)/pytest tests --ignore=tests/unit -m "slow or rehearsal" -rP
 
 # Settings shared by every scenario: extensions/molecule/config.yml (molecule's base config for the collection).
 # rehearsal-image: the vllm_engine scenario runs the engines from it. MOLECULE_SCENARIOS='a b' runs only those.
