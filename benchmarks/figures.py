@@ -138,7 +138,7 @@ def scale():
 
 def weights():
     """tests/hf_cache/test_fanout.py (four systemd containers, the Hub double counting bytes): its printed figures."""
-    proc = _run([PY, "-m", "pytest", "tests/hf_cache/test_fanout.py", "-s", "-q", "-p", "no:cacheprovider"])
+    proc = _run([PY, "-m", "pytest", "tests/hf_cache/test_fanout.py", "-s", "-q", "-p", "no:cacheprovider"])[0]
     out = proc.stdout + proc.stderr
     match = re.search(r"^fanout figures: (\{.*\})$", out, re.M)
     if proc.returncode != 0 or not match:
