@@ -85,6 +85,32 @@ install_doubles() {
   bash scripts/install-hardware-doubles.sh "$NODE" h200
 }
 
+# The engines run without --privileged (plan_engine_privileges: rdma_devices): Docker passes them /dev/infiniband,
+# which must exist on the Docker engine's host. Where it does not (no RDMA NIC), a TEST DOUBLE takes its place: a
+# directory with one character device of /dev/null's numbers (1:3) named uverbs0, and a marker that --destroy reads
+# to remove it again. A real /dev/infiniband is used as it is and never touched.
+RDMA_DEV=/dev/infiniband
+RDMA_DOUBLE_MARKER=$RDMA_DEV/.deepseek-v4-rehearsal-double
+rdma_device_double() {
+  if [ -e "$RDMA_DEV" ]; then return 0; fi
+  mkdir -p "$RDMA_DEV" && mknod "$RDMA_DEV/uverbs0" c 1 3 && touch "$RDMA_DOUBLE_MARKER"
+  echo "RDMA device double: $RDMA_DEV/uverbs0 (numbers of /dev/null) for the engines' --device $RDMA_DEV"
+}
+
+# Whether this Docker engine can grant the plan's unlimited memlock ulimit (--ulimit memlock=-1:-1). A Docker engine
+# that itself runs in a container without CAP_SYS_RESOURCE cannot raise the limit ("error setting rlimit type 8");
+# then the rehearsal passes no ulimit (vllm_engine_pass_ulimits: false) and says so. Exported for group_vars.
+memlock_probe() {
+  if docker run --rm --ulimit memlock=-1:-1 --entrypoint true "$(bash scripts/build-base-image.sh --print)" \
+      >/dev/null 2>&1; then
+    DSV4_REHEARSAL_MEMLOCK=unlimited
+  else
+    DSV4_REHEARSAL_MEMLOCK=limited
+    echo "this Docker engine cannot grant --ulimit memlock=-1:-1: the engines start without the plan's ulimit"
+  fi
+  export DSV4_REHEARSAL_MEMLOCK
+}
+
 case "$ACTION" in
   node)
     ensure_node
@@ -99,6 +125,8 @@ case "$ACTION" in
     export DSV4_REHEARSAL_IMAGE
     ensure_node
     install_doubles
+    rdma_device_double
+    memlock_probe
     mkdir -p rehearsal-out
     "$ANSIBLE_PLAYBOOK" -i tests/rehearsal/inventory playbooks/h200_pd.yml "$@"
     ;;
@@ -114,6 +142,7 @@ case "$ACTION" in
     if [ "$ACTION" = destroy ]; then
       if docker rm -f "$NODE" >/dev/null 2>&1; then echo "removed node container $NODE"; fi
       rm -rf "$DATA_DIR" rehearsal-out/preflight rehearsal-out/smoke-summary.json
+      if [ -e "$RDMA_DOUBLE_MARKER" ]; then rm -rf "$RDMA_DEV"; echo "removed the RDMA device double $RDMA_DEV"; fi
     fi
     ;;
 esac

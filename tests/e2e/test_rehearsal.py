@@ -40,6 +40,36 @@ def container_args(name):
     return json.loads(_run(["docker", "inspect", "-f", "{{json .Args}}", name]).stdout)
 
 
+def host_config(name):
+    return json.loads(_run(["docker", "inspect", "-f", "{{json .HostConfig}}", name]).stdout)
+
+
+def memlock_grantable():
+    """Whether this Docker engine can grant --ulimit memlock=-1:-1 (what scripts/rehearse.sh probes)."""
+    return _run(["docker", "run", "--rm", "--ulimit", "memlock=-1:-1", "--entrypoint", "true",
+                 _run(["bash", "scripts/build-base-image.sh", "--print"]).stdout.strip()]).returncode == 0
+
+
+def assert_rdma_without_privileged(out):
+    """plan_engine_privileges: rdma_devices: the printed commands carry the RDMA options instead of --privileged and
+    the engines run with them (the unlimited memlock where this Docker engine can grant it)."""
+    commands = dict(re.findall(r"# (deepseek-v4-(?:prefill|decode)) on .*?\n(.*?docker run .*?)\n\n", out, re.S))
+    assert set(commands) == {PREFILL, DECODE}, "the plan's commands were not printed"
+    for command in commands.values():
+        assert "--privileged" not in command, command
+        for option in ("--device /dev/infiniband:/dev/infiniband", "--cap-add IPC_LOCK", "--ulimit memlock=-1:-1"):
+            assert option in command, (option, command)
+    unlimited = memlock_grantable()
+    for name in (PREFILL, DECODE):
+        hc = host_config(name)
+        assert hc["Privileged"] is False, name
+        assert hc["CapAdd"] == ["IPC_LOCK"], (name, hc["CapAdd"])
+        assert [d["PathOnHost"] for d in hc["Devices"]] == ["/dev/infiniband"], (name, hc["Devices"])
+        memlock = [u for u in hc.get("Ulimits") or [] if u["Name"] == "memlock"]
+        assert memlock == ([{"Name": "memlock", "Soft": -1, "Hard": -1}] if unlimited else []), (name, memlock)
+        assert _run(["docker", "exec", name, "test", "-c", "/dev/infiniband/uverbs0"]).returncode == 0, name
+
+
 def node_path_exists(path):
     return _run(["docker", "exec", NODE, "test", "-e", path]).returncode == 0
 
@@ -112,6 +142,7 @@ def test_rehearsal_rollout_rerun_change_teardown(clean_rehearsal):
     assert "thinking" in summary["modes"]["think_max"]["curl"] and '"max"' in summary["modes"]["think_max"]["curl"]
     prefill_id, decode_id = container_id(PREFILL), container_id(DECODE)
     assert prefill_id and decode_id
+    assert_rdma_without_privileged(out)
 
     # 2. A second run changes nothing.
     out = timed_rehearse(timings, "no-op re-run")
