@@ -42,6 +42,7 @@ class World(object):
         self.up = {URLS[PREFILL]: True, URLS[DECODE]: True, ROUTER_HEALTH: True}
         self.serving = True
         self.restarts = []
+        self.hold_until = None
         mod.healthy = lambda url, timeout: self.up[url]
         mod.probe = lambda spec, timeout: self.serving
         mod.RESTART = {"container": lambda svc, cfg: self.restarts.append(svc["name"]),
@@ -60,7 +61,7 @@ def guard():
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     world = World(mod)
-    g = mod.Guard(config(), clock=world.clock, sleep=world.sleep)
+    g = mod.Guard(config(), clock=world.clock, sleep=world.sleep, wall=world.clock)
     g.observe()
     return g, world
 
@@ -117,3 +118,46 @@ def test_no_probe_restart_while_an_engine_is_down(guard):
     world.up[URLS[DECODE]] = False
     rounds(g, world, 60)
     assert world.restarts == [], "restarting the router cannot help while decode is down"
+
+
+@pytest.fixture
+def held_guard(guard, tmp_path):
+    g, world = guard
+    g.cfg["hold_file"] = str(tmp_path / "hold")
+    return g, world
+
+
+def hold(g, until):
+    with open(g.cfg["hold_file"], "w") as f:
+        f.write('{"until": %s, "by": "upgrade"}' % until)
+
+
+def test_a_hold_stops_every_action_and_its_release_starts_no_cascade(held_guard):
+    g, world = held_guard
+    hold(g, 1000)
+    world.up[URLS[PREFILL]] = False          # the upgrade recreates prefill, decode, restarts the router itself
+    world.up[URLS[DECODE]] = False
+    world.serving = False
+    rounds(g, world, 30)
+    world.up[URLS[PREFILL]] = world.up[URLS[DECODE]] = world.serving = True
+    rounds(g, world, 30)
+    assert world.restarts == [], "the guard acted under a hold"
+    os.remove(g.cfg["hold_file"])
+    rounds(g, world, 60)
+    assert world.restarts == [], "the guard's release cascaded what the holder already restarted"
+
+
+def test_an_expired_or_unreadable_hold_is_no_hold(held_guard):
+    g, world = held_guard
+    hold(g, 10)
+    world.serving = False
+    rounds(g, world, 45)                     # held until 10 s, then probes at 10, 20, 30 s fail
+    assert world.restarts == ["deepseek-v4-router"]
+    with open(g.cfg["hold_file"], "w") as f:
+        f.write("{not json")
+    world.up[URLS[DECODE]] = False
+    rounds(g, world, 3)
+    world.up[URLS[DECODE]] = True
+    world.serving = True
+    rounds(g, world, 10)
+    assert world.restarts == ["deepseek-v4-router", "deepseek-v4-router"]

@@ -15,6 +15,10 @@ plan's ``restart_with`` relations of the services on this host). Standard librar
 * **Serving probe**: for a service with a ``probe`` (the router), one real one-token request every
   ``probe_interval`` seconds; after ``probe_failures`` failures in a row while everything it depends on is healthy,
   the service restarts (its own readiness said ready while every request failed).
+* **Hold**: while the ``hold_file`` holds a future ``until`` (epoch seconds), written by playbooks/upgrade.yml that
+  restarts services in order itself, the guard acts on nothing; once the hold is gone or expired it takes the
+  health it sees as the new normal. An expired or unreadable hold is no hold: a failed upgrade never leaves the
+  endpoint unguarded for longer than its hold.
 
 Each action is one JSON line on stdout (the unit's journal).
 """
@@ -94,10 +98,12 @@ RESTART = {
 
 
 class Guard(object):
-    def __init__(self, cfg, clock=time.monotonic, sleep=time.sleep):
+    def __init__(self, cfg, clock=time.monotonic, sleep=time.sleep, wall=time.time):
         self.cfg = cfg
         self.clock = clock
         self.sleep = sleep
+        self.wall = wall
+        self.holding = False
         self.services = sorted(cfg["services"], key=lambda s: s["start_order"])
         self.upstream = {}
         for svc in self.services:
@@ -180,7 +186,31 @@ class Guard(object):
                 self.restart(svc, "requests through it failed while what it depends on is healthy")
                 self.resync()
 
+    def held(self):
+        path = self.cfg.get("hold_file")
+        if not path:
+            return None
+        try:
+            with open(path) as f:
+                hold = json.load(f)
+            until = float(hold["until"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        return hold if self.wall() < until else None
+
     def round(self):
+        hold = self.held()
+        if hold:
+            if not self.holding:
+                self.holding = True
+                log("held", by=hold.get("by"), until=hold.get("until"))
+            return
+        if self.holding:  # what restarted under the hold was restarted in order by whoever held it
+            self.holding = False
+            self.pending.clear()
+            self.failures = dict.fromkeys(self.failures, 0)
+            self.resync()
+            log("released")
         self.observe()
         self.cascade()
         self.probe_all()
