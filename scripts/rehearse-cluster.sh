@@ -6,6 +6,7 @@
 #
 #   scripts/rehearse-cluster.sh              build missing images, create the network and the nodes, run the rollout
 #   scripts/rehearse-cluster.sh --teardown   run playbooks/teardown.yml against the nodes
+#   scripts/rehearse-cluster.sh --upgrade    run playbooks/upgrade.yml (a rolling upgrade; pass the change after --)
 #   scripts/rehearse-cluster.sh --destroy    teardown, then remove the nodes, the network, the data dirs and reports
 #   scripts/rehearse-cluster.sh --node       only make sure the network and the nodes run (with their doubles)
 # Extra arguments after `--` go to ansible-playbook.
@@ -49,6 +50,7 @@ case "${1:-}" in
   --teardown) ACTION=teardown; shift ;;
   --destroy) ACTION=destroy; shift ;;
   --node) ACTION=node; shift ;;
+  --upgrade) ACTION=upgrade; shift ;;
   --help|-h) sed -n '2,18p' "$0"; exit 0 ;;
 esac
 [ "${1:-}" = "--" ] && shift
@@ -127,7 +129,7 @@ case "$ACTION" in
     ensure_nodes
     install_doubles
     ;;
-  rollout)
+  rollout|upgrade)
     bash scripts/ensure-docker.sh >/dev/null
     if [ -z "${DSV4_REHEARSAL_IMAGE:-}" ]; then
       bash scripts/build-rehearsal-image.sh
@@ -138,6 +140,7 @@ case "$ACTION" in
     ensure_nodes
     install_doubles
     mkdir -p "$OUT_DIR"
+    [ "$ACTION" = rollout ] || PLAYBOOK=playbooks/upgrade.yml
     "$ANSIBLE_PLAYBOOK" -i "$COMMON_INVENTORY" -i "$INVENTORY" "$PLAYBOOK" "$@"
     ;;
   teardown|destroy)

@@ -5,6 +5,7 @@
 #   scripts/rehearse.sh --teardown   run playbooks/teardown.yml against the node, confirmed (rehearsal-teardown)
 #   scripts/rehearse.sh --destroy    teardown, then remove the node container, the rehearsal data dirs and reports
 #   scripts/rehearse.sh --node       only make sure the node container runs (with its hardware doubles)
+#   scripts/rehearse.sh --upgrade    run playbooks/upgrade.yml (a rolling upgrade; pass the change after --)
 # Extra arguments after `--` go to ansible-playbook (for example -e plan_decode_flag_overrides=...).
 #
 # TOPOLOGY picks the rehearsal: h200_pd (default, the one "H200 node" below) or any topology with a
@@ -40,6 +41,7 @@ case "${1:-}" in
   --teardown) ACTION=teardown; shift ;;
   --destroy) ACTION=destroy; shift ;;
   --node) ACTION=node; shift ;;
+  --upgrade) ACTION=upgrade; shift ;;
   --help|-h) sed -n '2,15p' "$0"; exit 0 ;;
 esac
 [ "${1:-}" = "--" ] && shift
@@ -116,7 +118,7 @@ case "$ACTION" in
     ensure_node
     install_doubles
     ;;
-  rollout)
+  upgrade|rollout)
     bash scripts/ensure-docker.sh >/dev/null
     if [ -z "${DSV4_REHEARSAL_IMAGE:-}" ]; then
       bash scripts/build-rehearsal-image.sh
@@ -128,7 +130,8 @@ case "$ACTION" in
     rdma_device_double
     memlock_probe
     mkdir -p rehearsal-out
-    "$ANSIBLE_PLAYBOOK" -i tests/rehearsal/inventory playbooks/h200_pd.yml "$@"
+    if [ "$ACTION" = upgrade ]; then PLAYBOOK=playbooks/upgrade.yml; else PLAYBOOK=playbooks/h200_pd.yml; fi
+    "$ANSIBLE_PLAYBOOK" -i tests/rehearsal/inventory "$PLAYBOOK" "$@"
     ;;
   teardown|destroy)
     DSV4_REHEARSAL_IMAGE=${DSV4_REHEARSAL_IMAGE:-$(bash scripts/build-rehearsal-image.sh --print)}

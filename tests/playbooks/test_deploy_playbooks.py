@@ -92,6 +92,8 @@ def test_groups_follow_the_plan():
     assert g["deepseek_v4_router_hosts"] == ["router-1"]
     assert g["deepseek_v4_endpoint_hosts"] == ["router-1"]
     assert sorted(g["deepseek_v4_hosts"]) == sorted(trays + ["router-1"])
+    # One group per engine role: the pools playbooks/upgrade.yml walks.
+    assert sorted(g["deepseek_v4_prefill_hosts"]) == trays[:2] and sorted(g["deepseek_v4_decode_hosts"]) == trays[2:]
     assert recap_hosts(proc.stdout) == ["localhost"]
 
 
@@ -102,6 +104,7 @@ def test_no_transfer_and_no_router_where_the_plan_has_none():
     assert g["deepseek_v4_engine_hosts"] == g["deepseek_v4_hosts"]
     assert g["deepseek_v4_endpoint_hosts"][0] in g["deepseek_v4_engine_hosts"]
     assert "deepseek_v4_transfer_hosts" not in g and "deepseek_v4_router_hosts" not in g
+    assert g["deepseek_v4_single_hosts"] == g["deepseek_v4_hosts"]
 
 
 @pytest.mark.parametrize("entry,inventory", [("single_node", "h200_pd"), ("h200_pd", "gb200_pd_cluster"),
