@@ -4,6 +4,7 @@
 #   make rehearse  the main job: roll out playbooks/h200_pd.yml on the local Docker engine (CPU rehearsal);
 #                  TOPOLOGY=gb200_pd_cluster rehearses the five-host GB200 cluster instead
 #   make rehearse-teardown  remove what the rehearsal rolled out (playbooks/teardown.yml on the node; TOPOLOGY too)
+#   make rehearse-upgrade ARGS='-e @change.yml'  a rolling upgrade of the rehearsal (playbooks/upgrade.yml; TOPOLOGY too)
 #   make plan      compute the serving plan for inventories/h200_pd
 #   make benchmark vllm bench serve against INVENTORY's endpoint, a report per run (BENCH_PROFILE, BENCH_COMPARE=<run dir>)
 #   make benchmark-compare BEFORE=<run dir> AFTER=<run dir>  a Markdown table of AFTER against BEFORE, with ratios
@@ -56,7 +57,7 @@ export ANSIBLE_NOCOLOR := 1
 export PY_COLORS := 0
 endif
 
-.PHONY: bench benchmark benchmark-compare e2e help setup apt docker venv link base-image rehearsal-image lmcache-image vllm-venv getpip rehearse rehearse-teardown plan lint sanity units pytest molecule \
+.PHONY: bench benchmark benchmark-compare e2e help setup apt docker venv link base-image rehearsal-image lmcache-image vllm-venv getpip rehearse rehearse-teardown rehearse-upgrade plan lint sanity units pytest molecule \
         test collection-copy clean pytest-closing-line
 
 help:
@@ -144,6 +145,10 @@ rehearse: venv link docker base-image rehearsal-image
 # the rehearsal's data directories.
 rehearse-teardown: venv link
 	TOPOLOGY=$(TOPOLOGY) ANSIBLE_PLAYBOOK=$(BIN)/ansible-playbook scripts/rehearse.sh --teardown
+
+# playbooks/upgrade.yml against the rehearsal, with the change in ARGS (ansible-playbook arguments, e.g. ARGS='-e @change.yml').
+rehearse-upgrade: venv link docker base-image rehearsal-image
+	TOPOLOGY=$(TOPOLOGY) ANSIBLE_PLAYBOOK=$(BIN)/ansible-playbook scripts/rehearse.sh --upgrade -- $(ARGS)
 
 plan: venv link
 	$(BIN)/ansible-playbook playbooks/plan.yml -i $(INVENTORY)
