@@ -116,3 +116,30 @@ def test_an_entry_playbook_refuses_another_topology(entry, inventory):
     assert "This playbook deploys %s" % ", ".join(ENTRY[entry]) in out
     assert "set plan_topology to one of" in out
     assert recap_hosts(proc.stdout) == ["localhost"]
+
+
+def test_upgrade_walks_the_pools_in_the_order_of_the_restart_relations():
+    """playbooks/upgrade.yml: the plan first, then decode, prefill, the decodes that restart with a prefill and every
+    other role, each in serial batches stopped by max_fail_percentage; the router, guards and smoke test after."""
+    with open(os.path.join(ROOT, "playbooks", "upgrade.yml")) as f:
+        plays = yaml.safe_load(f)
+    assert plays[0]["hosts"] == "localhost" and plays[0]["tags"] == ["always"]
+    batches = [p for p in plays if "serial" in p]
+    assert [p["hosts"] for p in batches] == ["deepseek_v4_decode_hosts", "deepseek_v4_prefill_hosts",
+                                             "deepseek_v4_decode_hosts", "deepseek_v4_engine_hosts"]
+    for play in batches:
+        assert play["serial"] == "{{ deepseek_v4_upgrade_serial | default(1) }}", play["name"]
+        assert play["max_fail_percentage"] == "{{ deepseek_v4_upgrade_max_fail_percentage | default(0) }}"
+        (role,) = play["roles"]
+        assert role["role"] == "inference.deepseek_v4.upgrade" and role["upgrade_service_roles"], play["name"]
+    assert [r["upgrade_service_roles"] for r in (p["roles"][0] for p in batches[:3])] == [["decode"], ["prefill"],
+                                                                                          ["decode"]]
+    rest = [p["hosts"] for p in plays[plays.index(batches[-1]) + 1:]]
+    assert rest == ["deepseek_v4_engine_hosts", "deepseek_v4_router_hosts", "deepseek_v4_hosts",
+                    "deepseek_v4_endpoint_hosts"]
+
+
+def test_upgrade_contacts_no_host_when_every_phase_is_skipped():
+    proc = run("upgrade", "gb200_pd_cluster")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert recap_hosts(proc.stdout) == ["localhost"]
