@@ -153,14 +153,15 @@ print(json.dumps(out))
         pytest.fail(f"no virtualenv with the openai client on {host} (found {venvs})")
 
 
-@pytest.fixture(params=list(TOPOLOGIES))
-def rehearsal(request):
+def destroyed_around(topology):
+    """TOPOLOGY's rehearsal, destroyed before and after (also when a step fails; the last resort when the teardown
+    itself fails); skipped or failed where it cannot run. A fixture's body: yields the Rehearsal."""
     reason = _unavailable()
     if reason:
         if REQUIRE:
             pytest.fail(f"DSV4_REQUIRE_REHEARSAL=1 but {reason}")
         pytest.skip(reason)
-    r = Rehearsal(request.param)
+    r = Rehearsal(topology)
     start = time.monotonic()
     try:
         r.run("destroy", "--destroy")
@@ -173,6 +174,11 @@ def rehearsal(request):
             raise
         finally:
             print(f"{r.topology + ' e2e total':<32} {time.monotonic() - start:7.1f} s", flush=True)
+
+
+@pytest.fixture(params=list(TOPOLOGIES))
+def rehearsal(request):
+    yield from destroyed_around(request.param)
 
 
 def test_rollout_rerun_teardown(rehearsal):

@@ -106,21 +106,7 @@ def upgrade(r, step, change):
 
 @pytest.fixture
 def rehearsal():
-    reason = topologies._unavailable()
-    if reason:
-        if topologies.REQUIRE:
-            pytest.fail(f"DSV4_REQUIRE_REHEARSAL=1 but {reason}")
-        pytest.skip(reason)
-    r = topologies.Rehearsal(TOPOLOGY)
-    try:
-        r.run("destroy", "--destroy")
-        yield r
-    finally:
-        try:
-            r.run("destroy", "--destroy")
-        except BaseException:
-            r.force_clean()
-            raise
+    yield from topologies.destroyed_around(TOPOLOGY)
 
 
 def test_rolling_upgrade_of_the_decode_pool(rehearsal):
