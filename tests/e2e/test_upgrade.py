@@ -9,11 +9,11 @@ stops by itself; run playbooks/upgrade.yml with a new decode flag (scripts/rehea
 * the router restarted once per batch and serves; the guards were held (no guard restart during the upgrade) and
   released;
 * the loop's figures are printed: requests sent, failed, and the longest time without a successful answer;
-* a second run of the same upgrade reports changed=0.
-
-Not here yet: a failed batch stopping the upgrade (max_fail_percentage). With a flag vLLM refuses, the engine
-crash-loops and the readiness gate waits its whole timeout instead of failing fast, which made the test run past its
-limit; the gate has to learn to fail on a crash-looping container first.
+* a second run of the same upgrade reports changed=0;
+* a decode flag vLLM refuses fails the first batch within minutes, not at the readiness timeout (the engine exits,
+  Docker restarts it, and the readiness gate ends at its first restart) and stops the upgrade
+  (max_fail_percentage 0): the second decode is not touched and the endpoint keeps serving through it;
+* re-running the good upgrade repairs the endpoint.
 
 `make e2e` runs it (markers slow, rehearsal); the figures are printed (`pytest -rP`).
 """
@@ -104,6 +104,20 @@ def upgrade(r, step, change):
     return r.run(step, "--upgrade", "--", "-e", json.dumps(change))
 
 
+def upgrade_expecting_failure(r, change):
+    """The upgrade that must fail: rehearse.sh's non-zero exit is the expected outcome here."""
+    import rehearsal_lib as lib
+    proc = subprocess.run(["bash", str(lib.REHEARSE), "--upgrade", "--", "-e", json.dumps(change)], cwd=lib.ROOT,
+                          env=lib._env(TOPOLOGY), capture_output=True, text=True, timeout=1800, check=False)
+    return proc.returncode, proc.stdout
+
+
+def serves(r):
+    """Three chat requests through the router, from the router host; all must succeed."""
+    res = r.on_node(ROUTER_HOST, "python3", "-c", LOOP, "1", "3", STOP_FILE)
+    return res.returncode == 0 and json.loads(res.stdout.strip().splitlines()[-1])["failed"] == 0
+
+
 @pytest.fixture
 def rehearsal():
     yield from topologies.destroyed_around(TOPOLOGY)
@@ -156,4 +170,24 @@ def test_rolling_upgrade_of_the_decode_pool(rehearsal):
     assert all(c["changed"] == 0 and c["failed"] == 0 for c in recap(out).values()), recap(out)
     assert container_ids(r, DECODES, "decode") == new_decodes
 
+    # 3. A flag vLLM refuses: the first batch fails fast, the upgrade stops, the other decode keeps serving.
+    start = time.monotonic()
+    rc, out = upgrade_expecting_failure(r, {"plan_decode_flag_overrides": {"--max-num-seqs": 64},
+                                            "plan_extra_decode_args": ["--no-such-flag"]})
+    refused = time.monotonic() - start
+    print(f"{'upgrade (refused flag)':<32} {refused:7.1f} s, rc {rc}", flush=True)
+    assert rc != 0, out[-3000:]
+    assert "crashes while starting" in out or "and never will" in out, out[-3000:]
+    assert refused < 600, "the readiness gate waited for a crash-looping engine"
+    assert "PLAY [Upgrade the prefill pool]" not in out, "the upgrade went on past the failed batch"
+    after = container_ids(r, DECODES, "decode")
+    assert after[DECODES[1]] == new_decodes[DECODES[1]], "the second decode was touched after the first batch failed"
+    assert serves(r), "the endpoint stopped serving after a failed batch"
+
+    # 4. Re-running the good upgrade repairs the first decode.
+    out = upgrade(r, "upgrade (repair)", {"plan_decode_flag_overrides": {"--max-num-seqs": 64}})
+    assert all(c["failed"] == 0 for c in recap(out).values()), recap(out)
+    assert "--no-such-flag" not in args_of(r, DECODES[0], "decode")
+    assert container_ids(r, DECODES, "decode")[DECODES[1]] == new_decodes[DECODES[1]]
+    assert serves(r)
     print(f"{TOPOLOGY} upgrade wall times: " + ", ".join(f"{k} {v} s" for k, v in r.timings.items()), flush=True)
