@@ -28,7 +28,8 @@ def render(name, svc, plan, secret_env=None):
     env.filters["to_json"] = json.dumps
     text = (ROLE / "templates" / name).read_text()
     return env.from_string(text).render(
-        ansible_managed="managed", _vllm_router_svc=svc, vllm_router_plan=plan, vllm_router_venv=VENV,
+        ansible_managed="managed", _vllm_router_svc=svc, _vllm_router_argv=svc["argv"], vllm_router_plan=plan,
+        vllm_router_venv=VENV,
         vllm_router_secret_dir="/etc/deepseek-v4", _vllm_router_secret_env=secret_env or {})
 
 

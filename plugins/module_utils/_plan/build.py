@@ -414,6 +414,7 @@ def _router(b, router_host, problems):
     # ids, so the router restarts with every engine it lists (else decode fails "remote engine_id not found").
     svc["after"] = [ref(x) for x in engines]
     svc["restart_with"] = list(svc["after"])
+    svc["workers"] = _router_workers(argv, engines)
     svc["bind_address"] = s["router_host"]
     svc.update(_flags=flags, _vars={"router": var("router_port"), "router_metrics": var("router_metrics_port")})
     forwards = s["router_version"] in P.ROUTER_FORWARDS_API_KEY
@@ -421,6 +422,19 @@ def _router(b, router_host, problems):
     svc["api_key"] = False
     svc["secret_args"] = {P.ROUTER_API_KEY_FLAG: P.API_KEY_VARIABLE} if b.api_key and forwards else {}
     return svc
+
+
+def _router_workers(argv, engines):
+    """Each engine the router lists, with its health URL and the positions of its tokens in the router's argv
+    (--prefill URL [BOOTSTRAP_PORT], --decode URL): the vllm_router role leaves out the workers that do not answer,
+    so that a host lost during a rollout does not keep the router from starting."""
+    workers = []
+    for x in engines:
+        start = next(i for i in range(1, len(argv)) if argv[i] == x["url"] and argv[i - 1] == "--" + x["role"])
+        end = start + 1 + (1 if start + 1 < len(argv) and argv[start + 1].isdigit() else 0)
+        workers.append({"ref": ref(x), "role": x["role"], "health_url": x["health_url"],
+                        "argv_indexes": list(range(start - 1, end))})
+    return workers
 
 
 def _lmcache(b, engine, problems):
