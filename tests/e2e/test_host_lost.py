@@ -40,17 +40,18 @@ def rehearsal():
 
 
 def lose_host(r, host):
-    """The host dies: its node container is killed, and its engine containers go with it."""
-    engines = r.containers_in(host)
+    """The host dies: its node container is killed, and its engine containers go with it. Returns its address and
+    the engines it ran."""
+    engines, address = r.containers_in(host), r.address(host)
     subprocess.run(["docker", "kill", r.node(host)], capture_output=True, check=True)
     for name in engines:
         subprocess.run(["docker", "rm", "-f", name], capture_output=True, check=False)
-    return engines
+    return address, engines
 
 
 def rollout_losing(r, host, timeout=3600):
     """The rollout, streamed; HOST is lost once its engine container exists and a readiness gate runs (at the router
-    play at the latest). Returns (return code, output, seconds from start to loss, engines lost)."""
+    play at the latest). Returns (return code, output, seconds from start to loss, its address, engines lost)."""
     proc = subprocess.Popen(["bash", str(lib.REHEARSE)], cwd=lib.ROOT, env=lib._env(TOPOLOGY),
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
     start, lines, lost = time.monotonic(), [], None
@@ -68,7 +69,7 @@ def rollout_losing(r, host, timeout=3600):
         if proc.poll() is None:
             proc.kill()
     assert lost is not None, "the rollout never reached the engines' readiness gates"
-    return proc.returncode, "".join(lines), lost[0], lost[1]
+    return (proc.returncode, "".join(lines), lost[0]) + lost[1]
 
 
 def router_execstart(r):
@@ -83,11 +84,11 @@ def assert_three_modes_answer(r):
 
 def test_a_host_lost_mid_rollout_leaves_the_others_serving_and_a_rerun_converges(rehearsal):
     r = rehearsal
-    lost_url = f"http://{r.address(LOST)}:8002"
-
     # 1. The rollout loses a decode host.
     start = time.monotonic()
-    rc, out, lost_after, engines = rollout_losing(r, LOST)
+    rc, out, lost_after, address, engines = rollout_losing(r, LOST)
+    lost_url = f"http://{address}:8002"
+    assert address, "the lost host had no address"
     r.timings["rollout losing a host"] = round(time.monotonic() - start, 1)
     print(f"{'host lost after':<32} {lost_after:7.1f} s (engines removed: {engines})", flush=True)
     counts = recap(out)
