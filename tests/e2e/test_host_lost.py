@@ -9,7 +9,9 @@ network namespace). Then:
 * the router started without the lost host's worker (vllm-router waits at startup for every worker it lists) and
   says so; the recipe's three reasoning modes answer through it: the others keep serving;
 * the host comes back empty (scripts/rehearse-cluster.sh starts a fresh node where one is not running), and a re-run
-  converges: every host ok, the router lists every worker again, the endpoint answers;
+  converges: every host ok, the router lists every worker again, the endpoint answers; a bounded request loop through
+  the router (2 a second, the upgrade test's) runs through the re-run, and its figures are printed: the router's
+  restart that lists the worker again is the only gap;
 * the run after that reports changed=0, and each engine host runs exactly one engine container.
 
 `make e2e` runs it (markers slow, rehearsal); the figures are printed (`pytest -rP`).
@@ -17,6 +19,7 @@ network namespace). Then:
 
 from __future__ import annotations
 
+import json
 import subprocess
 import time
 
@@ -24,6 +27,7 @@ import pytest
 import rehearsal_lib as lib
 import test_rehearsal_topologies as topologies
 from rehearsal_lib import recap
+from test_upgrade import RequestLoop
 
 pytestmark = [pytest.mark.rehearsal, pytest.mark.slow, pytest.mark.docker]
 
@@ -100,8 +104,14 @@ def test_a_host_lost_mid_rollout_leaves_the_others_serving_and_a_rerun_converges
     assert lost_url not in execstart and f"http://{r.address('gb200-decode-1')}:8002" in execstart, execstart
     assert_three_modes_answer(r)
 
-    # 2. The host comes back empty; a re-run converges.
+    # 2. The host comes back empty; a re-run converges, under the request loop.
+    loop = RequestLoop(r)
+    time.sleep(5)
     out = r.run("re-run with the host back")
+    time.sleep(5)
+    figures = loop.stop()
+    print(f"{'re-run figures':<32} " + json.dumps(figures), flush=True)
+    assert figures["sent"] > 50 and figures["failed"] < figures["sent"] / 10, figures
     counts = recap(out)
     assert all(c["failed"] == 0 and c["unreachable"] == 0 for c in counts.values()), counts
     assert "starts without" not in out

@@ -11,7 +11,7 @@ stops by itself; run playbooks/upgrade.yml with a new decode flag (scripts/rehea
 * the loop's figures are printed: requests sent, failed, and the longest time without a successful answer;
 * a second run of the same upgrade reports changed=0;
 * a decode flag vLLM refuses fails the first batch within minutes, not at the readiness timeout (the engine exits,
-  Docker restarts it, and the readiness gate ends at its first restart) and stops the upgrade
+  Docker restarts it, and the readiness gate ends once it restarted more often than allowed) and stops the upgrade
   (max_fail_percentage 0): the second decode is not touched and the endpoint keeps serving through it;
 * re-running the good upgrade repairs the endpoint.
 
