@@ -16,6 +16,7 @@ import pytest
 
 from ansible_collections.inference.deepseek_v4.plugins.module_utils import gpu_inventory as inv
 from ansible_collections.inference.deepseek_v4.plugins.modules import gpu_info
+from ansible_collections.inference.deepseek_v4.tests.unit.plugins.modules.module_runner import run_main
 from ansible_collections.inference.deepseek_v4.tests.unit.plugins.module_utils.test_gpu_inventory import (
     CASES as FIXTURE_CASES,
 )
@@ -150,21 +151,7 @@ def test_docker_not_queried(tmp_path):
 
 
 def _run_main(args, capsys):
-    try:
-        from ansible.module_utils.testing import patch_module_args
-    except ImportError:  # ansible-core < 2.19
-        patch_module_args = None
-    if patch_module_args is not None:
-        with patch_module_args(args):
-            with pytest.raises(SystemExit):
-                gpu_info.main()
-    else:
-        from ansible.module_utils import basic
-        from ansible.module_utils.common.text.converters import to_bytes
-        basic._ANSIBLE_ARGS = to_bytes(json.dumps({"ANSIBLE_MODULE_ARGS": args}))
-        with pytest.raises(SystemExit):
-            gpu_info.main()
-    return json.loads(capsys.readouterr().out)
+    return run_main(gpu_info.main, args, capsys)
 
 
 def test_main_without_nvidia_smi(tmp_path, capsys):

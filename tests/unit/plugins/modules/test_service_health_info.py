@@ -9,7 +9,6 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import importlib.util
-import json
 import shutil
 import subprocess
 import threading
@@ -21,6 +20,7 @@ import pytest
 
 from ansible_collections.inference.deepseek_v4.plugins.module_utils import _service_health as sh
 from ansible_collections.inference.deepseek_v4.plugins.modules import service_health_info
+from ansible_collections.inference.deepseek_v4.tests.unit.plugins.modules.module_runner import run_main
 
 
 def _container(status, restarts=0, exit_code=0, oom=False):
@@ -125,21 +125,7 @@ def health_server():
 
 
 def _run_main(args, capsys):
-    try:
-        from ansible.module_utils.testing import patch_module_args
-    except ImportError:  # ansible-core < 2.19
-        patch_module_args = None
-    if patch_module_args is not None:
-        with patch_module_args(args):
-            with pytest.raises(SystemExit):
-                service_health_info.main()
-    else:
-        from ansible.module_utils import basic
-        from ansible.module_utils.common.text.converters import to_bytes
-        basic._ANSIBLE_ARGS = to_bytes(json.dumps({"ANSIBLE_MODULE_ARGS": args}))
-        with pytest.raises(SystemExit):
-            service_health_info.main()
-    return json.loads(capsys.readouterr().out)
+    return run_main(service_health_info.main, args, capsys)
 
 
 def test_module_waits_through_503_to_200(health_server, capsys):

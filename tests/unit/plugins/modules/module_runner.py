@@ -1,0 +1,30 @@
+# -*- coding: utf-8 -*-
+# Copyright: inference.deepseek_v4 maintainers
+# Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)
+"""Run a module's main() in-process with the given arguments and return its JSON result."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import json
+
+import pytest
+
+
+def run_main(main, args, capsys):
+    try:
+        from ansible.module_utils.testing import patch_module_args
+    except ImportError:  # ansible-core < 2.19
+        patch_module_args = None
+    if patch_module_args is not None:
+        with patch_module_args(args):
+            with pytest.raises(SystemExit):
+                main()
+    else:
+        from ansible.module_utils import basic
+        from ansible.module_utils.common.text.converters import to_bytes
+        basic._ANSIBLE_ARGS = to_bytes(json.dumps({"ANSIBLE_MODULE_ARGS": args}))
+        with pytest.raises(SystemExit):
+            main()
+    return json.loads(capsys.readouterr().out)
