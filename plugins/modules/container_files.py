@@ -17,11 +17,11 @@ description:
   - Used by the C(benchmark) role to collect the result JSONs C(vllm bench serve) wrote inside its container. No
     bind mount is needed, so it works where the host that runs the play is not the Docker engine's host (a node
     container that drives a sibling Docker engine).
-  - Talks to the Docker daemon like the community.docker modules do; the host needs only C(python3-requests).
+  - Talks to the Docker Engine API with Python's standard library; the host needs no Docker SDK and no C(requests).
 author:
   - inference.deepseek_v4 maintainers (!UNKNOWN)
 extends_documentation_fragment:
-  - community.docker.docker.api_documentation
+  - inference.deepseek_v4._docker_api
   - inference.deepseek_v4._attributes
   - inference.deepseek_v4._attributes.info_module
 attributes:
@@ -40,8 +40,6 @@ options:
     description: Refuse (fail) when the files together are larger than this.
     type: int
     default: 16777216
-requirements:
-  - requests
 """
 
 EXAMPLES = r"""
@@ -76,15 +74,17 @@ files:
 
 import io
 import tarfile
-import traceback
 
+from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_native, to_text
 
-from ansible_collections.community.docker.plugins.module_utils.common_api import (
-    AnsibleDockerClient,
-    RequestException,
+from ansible_collections.inference.deepseek_v4.plugins.module_utils import _docker_api
+
+ARGUMENT_SPEC = dict(
+    name=dict(type="str", required=True),
+    path=dict(type="str", required=True),
+    max_bytes=dict(type="int", default=16 * 1024 * 1024),
 )
-from ansible_collections.community.docker.plugins.module_utils._api.errors import DockerException, NotFound
 
 
 def read_archive(data, max_bytes):
@@ -104,36 +104,25 @@ def read_archive(data, max_bytes):
     return sorted(files, key=lambda f: f["path"])
 
 
+def run(module):
+    params = module.params
+    client = _docker_api.DockerClient(params)
+    container = client.inspect_container(params["name"])
+    if not container:
+        module.exit_json(changed=False, exists=False, found=False, files=[])
+    archive = client.container_archive(container["Id"], params["path"])
+    if archive is None:
+        module.exit_json(changed=False, exists=True, found=False, files=[])
+    module.exit_json(changed=False, exists=True, found=True, files=read_archive(archive, params["max_bytes"]))
+
+
 def main():
-    client = AnsibleDockerClient(
-        argument_spec=dict(
-            name=dict(type="str", required=True),
-            path=dict(type="str", required=True),
-            max_bytes=dict(type="int", default=16 * 1024 * 1024),
-        ),
-        supports_check_mode=True,
-    )
-    params = client.module.params
+    module = AnsibleModule(argument_spec=dict(_docker_api.ARGUMENT_SPEC, **ARGUMENT_SPEC), supports_check_mode=True,
+                           required_together=_docker_api.REQUIRED_TOGETHER)
     try:
-        container = client.get_container(params["name"])
-        if not container:
-            client.module.exit_json(changed=False, exists=False, found=False, files=[])
-        try:
-            stream = client.get_raw_stream("/containers/{0}/archive", container["Id"], params={"path": params["path"]},
-                                           headers={"Accept-Encoding": "identity"})
-        except NotFound:
-            client.module.exit_json(changed=False, exists=True, found=False, files=[])
-        files = read_archive(b"".join(stream), params["max_bytes"])
-        client.module.exit_json(changed=False, exists=True, found=True, files=files)
-    except ValueError as e:
-        client.fail(to_native(e))
-    except DockerException as e:
-        client.fail("An unexpected Docker error occurred: {0}".format(to_native(e)), exception=traceback.format_exc())
-    except RequestException as e:
-        client.fail(
-            "An unexpected requests error occurred when talking to the Docker daemon: {0}".format(to_native(e)),
-            exception=traceback.format_exc(),
-        )
+        run(module)
+    except (ValueError, tarfile.TarError, _docker_api.DockerError) as e:
+        module.fail_json(msg=to_native(e))
 
 
 if __name__ == "__main__":

@@ -15,11 +15,11 @@ description:
   - Reads the last lines of a container's standard output and error through the Docker API, together with the
     container's state (status, exit code, OOM kill).
   - Used by the C(vllm_engine) role to show why an engine did not become ready.
-  - Talks to the Docker daemon like the community.docker modules do; the host needs only C(python3-requests).
+  - Talks to the Docker Engine API with Python's standard library; the host needs no Docker SDK and no C(requests).
 author:
   - inference.deepseek_v4 maintainers (!UNKNOWN)
 extends_documentation_fragment:
-  - community.docker.docker.api_documentation
+  - inference.deepseek_v4._docker_api
   - inference.deepseek_v4._attributes
   - inference.deepseek_v4._attributes.info_module
 attributes:
@@ -38,8 +38,6 @@ options:
     description: Prefix each line with its timestamp.
     type: bool
     default: false
-requirements:
-  - requests
 """
 
 EXAMPLES = r"""
@@ -71,54 +69,36 @@ state:
   sample: {"Status": "exited", "ExitCode": 1, "OOMKilled": false}
 """
 
-import traceback
-
+from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_native, to_text
 
-from ansible_collections.community.docker.plugins.module_utils.common_api import (
-    AnsibleDockerClient,
-    RequestException,
+from ansible_collections.inference.deepseek_v4.plugins.module_utils import _docker_api
+
+ARGUMENT_SPEC = dict(
+    name=dict(type="str", required=True),
+    tail=dict(type="int", default=200),
+    timestamps=dict(type="bool", default=False),
 )
-from ansible_collections.community.docker.plugins.module_utils._api.errors import DockerException
+
+
+def run(module):
+    params = module.params
+    client = _docker_api.DockerClient(params)
+    container = client.inspect_container(params["name"])
+    if not container:
+        module.exit_json(changed=False, exists=False, lines=[], state={})
+    raw = client.container_logs(container, params["tail"], params["timestamps"])
+    module.exit_json(changed=False, exists=True, lines=to_text(raw, errors="surrogate_or_replace").splitlines(),
+                     state=container.get("State", {}))
 
 
 def main():
-    client = AnsibleDockerClient(
-        argument_spec=dict(
-            name=dict(type="str", required=True),
-            tail=dict(type="int", default=200),
-            timestamps=dict(type="bool", default=False),
-        ),
-        supports_check_mode=True,
-    )
-    params = client.module.params
+    module = AnsibleModule(argument_spec=dict(_docker_api.ARGUMENT_SPEC, **ARGUMENT_SPEC), supports_check_mode=True,
+                           required_together=_docker_api.REQUIRED_TOGETHER)
     try:
-        container = client.get_container(params["name"])
-        if not container:
-            client.module.exit_json(changed=False, exists=False, lines=[], state={})
-        params_q = {
-            "stdout": 1,
-            "stderr": 1,
-            "tail": str(max(params["tail"], 0)),
-            "timestamps": 1 if params["timestamps"] else 0,
-        }
-        res = client._get(client._url("/containers/{0}/logs", container["Id"]), params=params_q, stream=False)
-        is_tty = bool(container.get("Config", {}).get("Tty"))
-        raw = client._get_result_tty(False, res, is_tty)
-        text = to_text(raw, errors="surrogate_or_replace")
-        client.module.exit_json(
-            changed=False,
-            exists=True,
-            lines=text.splitlines(),
-            state=container.get("State", {}),
-        )
-    except DockerException as e:
-        client.fail("An unexpected Docker error occurred: {0}".format(to_native(e)), exception=traceback.format_exc())
-    except RequestException as e:
-        client.fail(
-            "An unexpected requests error occurred when talking to the Docker daemon: {0}".format(to_native(e)),
-            exception=traceback.format_exc(),
-        )
+        run(module)
+    except _docker_api.DockerError as e:
+        module.fail_json(msg=to_native(e))
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ description:
 author:
   - inference.deepseek_v4 maintainers (!UNKNOWN)
 extends_documentation_fragment:
-  - community.docker.docker.api_documentation
+  - inference.deepseek_v4._docker_api
   - inference.deepseek_v4._attributes
   - inference.deepseek_v4._attributes.info_module
 attributes:
@@ -64,8 +64,6 @@ options:
     description: Restarts of the container since the wait began that still count as C(starting).
     type: int
     default: 0
-requirements:
-  - requests (with O(container))
 """
 
 EXAMPLES = r"""
@@ -122,14 +120,10 @@ container_state:
 """
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.common.text.converters import to_native
 from ansible.module_utils.urls import open_url
 
-from ansible_collections.community.docker.plugins.module_utils.util import (
-    DOCKER_COMMON_ARGS,
-    DOCKER_MUTUALLY_EXCLUSIVE,
-    DOCKER_REQUIRED_TOGETHER,
-)
-from ansible_collections.inference.deepseek_v4.plugins.module_utils import _service_health
+from ansible_collections.inference.deepseek_v4.plugins.module_utils import _docker_api, _service_health
 
 ARGUMENT_SPEC = dict(
     url=dict(type="str", required=True),
@@ -156,11 +150,9 @@ def _probe(params):
 def _inspector(params):
     if not params["container"]:
         return lambda: False
-    # The Docker client only where a container is watched: the router's host need not run Docker.
-    from ansible_collections.community.docker.plugins.module_utils.common_api import AnsibleDockerClient
-
-    client = AnsibleDockerClient(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
-    return lambda: client.get_container(params["container"])
+    # The Docker daemon is contacted only where a container is watched: the router's host need not run Docker.
+    client = _docker_api.DockerClient(params)
+    return lambda: client.inspect_container(params["container"])
 
 
 def run(module):
@@ -179,9 +171,12 @@ def run(module):
 
 
 def main():
-    spec = dict(DOCKER_COMMON_ARGS, **ARGUMENT_SPEC)
-    run(AnsibleModule(argument_spec=spec, supports_check_mode=True, mutually_exclusive=DOCKER_MUTUALLY_EXCLUSIVE,
-                      required_together=DOCKER_REQUIRED_TOGETHER))
+    module = AnsibleModule(argument_spec=dict(_docker_api.ARGUMENT_SPEC, **ARGUMENT_SPEC), supports_check_mode=True,
+                           required_together=_docker_api.REQUIRED_TOGETHER)
+    try:
+        run(module)
+    except _docker_api.DockerError as e:
+        module.fail_json(msg=to_native(e))
 
 
 if __name__ == "__main__":

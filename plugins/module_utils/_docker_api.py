@@ -1,0 +1,206 @@
+# -*- coding: utf-8 -*-
+# Copyright: inference.deepseek_v4 maintainers
+# Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)
+
+# PRIVATE to this collection: the Docker Engine API client of its modules. May change without notice; other
+# collections must not use it.
+
+"""The few Docker Engine API calls this collection's modules make, over HTTP with the standard library only.
+
+``docker_host`` is a ``unix://`` socket (the default, ``unix:///var/run/docker.sock``) or a ``tcp://`` address,
+optionally with TLS (``tls``, ``validate_certs``, ``ca_path``, ``client_cert``, ``client_key``, ``tls_hostname``).
+The options, their aliases and their environment variables are those of the community.docker modules, so a task
+that sets them for one sets them the same way for the other. Calls: inspect a container, read its log (stdout and
+stderr, demultiplexed), read a path of it as a tar archive.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import http.client as http_client
+import json
+import os
+import socket
+import ssl
+import struct
+from urllib.parse import quote, urlencode, urlsplit
+
+from ansible.module_utils.basic import env_fallback
+
+DEFAULT_DOCKER_HOST = "unix:///var/run/docker.sock"
+DEFAULT_TIMEOUT = 60
+
+# The connection options every module of this collection that talks to Docker takes (doc fragment
+# inference.deepseek_v4._docker_api documents them).
+ARGUMENT_SPEC = dict(
+    docker_host=dict(type="str", default=DEFAULT_DOCKER_HOST, aliases=["docker_url"],
+                     fallback=(env_fallback, ["DOCKER_HOST"])),
+    api_version=dict(type="str", default="auto", aliases=["docker_api_version"],
+                     fallback=(env_fallback, ["DOCKER_API_VERSION"])),
+    timeout=dict(type="int", default=DEFAULT_TIMEOUT, fallback=(env_fallback, ["DOCKER_TIMEOUT"])),
+    tls=dict(type="bool", default=False, fallback=(env_fallback, ["DOCKER_TLS"])),
+    validate_certs=dict(type="bool", default=False, aliases=["tls_verify"],
+                        fallback=(env_fallback, ["DOCKER_TLS_VERIFY"])),
+    ca_path=dict(type="path", aliases=["ca_cert", "tls_ca_cert", "cacert_path"]),
+    client_cert=dict(type="path", aliases=["tls_client_cert", "cert_path"]),
+    client_key=dict(type="path", aliases=["tls_client_key", "key_path"], no_log=False),
+    tls_hostname=dict(type="str", fallback=(env_fallback, ["DOCKER_TLS_HOSTNAME"])),
+)
+REQUIRED_TOGETHER = [["client_cert", "client_key"]]
+
+# Content types of the log endpoint (API 1.42 and later name them; older daemons follow the container's TTY).
+_RAW_STREAM = "application/vnd.docker.raw-stream"
+_MULTIPLEXED_STREAM = "application/vnd.docker.multiplexed-stream"
+
+
+class DockerError(Exception):
+    """The daemon could not be reached, or answered with an error."""
+
+    def __init__(self, msg, status=None):
+        super(DockerError, self).__init__(msg)
+        self.status = status
+
+
+class _UnixHTTPConnection(http_client.HTTPConnection):
+    """HTTP over a unix socket (the Docker daemon's default endpoint)."""
+
+    def __init__(self, path, timeout):
+        http_client.HTTPConnection.__init__(self, "localhost", timeout=timeout)
+        self.socket_path = path
+
+    def connect(self):
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(self.timeout)
+        try:
+            sock.connect(self.socket_path)
+        except Exception:
+            sock.close()
+            raise
+        self.sock = sock
+
+
+class _TLSConnection(http_client.HTTPConnection):
+    """HTTPS to a TCP endpoint, with the server name to check given apart from the address (tls_hostname)."""
+
+    def __init__(self, host, port, timeout, context, server_hostname):
+        http_client.HTTPConnection.__init__(self, host, port, timeout=timeout)
+        self.context = context
+        self.server_hostname = server_hostname
+
+    def connect(self):
+        sock = socket.create_connection((self.host, self.port), self.timeout)
+        self.sock = self.context.wrap_socket(sock, server_hostname=self.server_hostname)
+
+
+def _cert_path(params, option, file_name):
+    """An option's path, or the file of that name in $DOCKER_CERT_PATH (as the Docker CLI reads it)."""
+    if params.get(option):
+        return params[option]
+    directory = os.environ.get("DOCKER_CERT_PATH")
+    if directory and os.path.exists(os.path.join(directory, file_name)):
+        return os.path.join(directory, file_name)
+    return None
+
+
+def tls_context(params):
+    """The SSL context of a TLS connection: certificates checked with validate_certs only (Docker's tls/tlsverify)."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    if params.get("validate_certs"):
+        ca_path = _cert_path(params, "ca_path", "ca.pem")
+        if ca_path:
+            context.load_verify_locations(cafile=ca_path)
+        else:
+            context.load_default_certs()
+    else:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    client_cert = _cert_path(params, "client_cert", "cert.pem")
+    client_key = _cert_path(params, "client_key", "key.pem")
+    if client_cert:
+        context.load_cert_chain(client_cert, client_key)
+    return context
+
+
+def demultiplex(raw):
+    """The payloads of Docker's multiplexed stream (8-byte frame headers: stream, 0, 0, 0, size), in order."""
+    chunks = []
+    offset = 0
+    while offset + 8 <= len(raw):
+        size = struct.unpack(">I", raw[offset + 4:offset + 8])[0]
+        chunks.append(raw[offset + 8:offset + 8 + size])
+        offset += 8 + size
+    return b"".join(chunks)
+
+
+class DockerClient(object):
+    """One Docker daemon, as the connection options name it."""
+
+    def __init__(self, params):
+        self.params = params
+        self.docker_host = params.get("docker_host") or DEFAULT_DOCKER_HOST
+        version = params.get("api_version") or "auto"
+        self.prefix = "" if version == "auto" else "/v" + version.lstrip("v")
+
+    def _connection(self):
+        url = urlsplit(self.docker_host)
+        timeout = self.params.get("timeout") or DEFAULT_TIMEOUT
+        if url.scheme == "unix":
+            return _UnixHTTPConnection(url.path, timeout)
+        if url.scheme not in ("tcp", "http", "https") or not url.hostname:
+            raise DockerError("docker_host {0!r}: use unix:///path/to/docker.sock or tcp://host:port".format(
+                self.docker_host))
+        secure = url.scheme == "https" or self.params.get("tls") or self.params.get("validate_certs")
+        if not secure:
+            return http_client.HTTPConnection(url.hostname, url.port or 2375, timeout=timeout)
+        return _TLSConnection(url.hostname, url.port or 2376, timeout, tls_context(self.params),
+                              self.params.get("tls_hostname") or url.hostname)
+
+    def request(self, path, query=None):
+        """(status, content type, body bytes) of a GET of an API path."""
+        url = self.prefix + path + ("?" + urlencode(query) if query else "")
+        try:
+            connection = self._connection()
+            try:
+                connection.request("GET", url, headers={"Accept-Encoding": "identity"})
+                response = connection.getresponse()
+                return response.status, response.getheader("Content-Type") or "", response.read()
+            finally:
+                connection.close()
+        except (OSError, http_client.HTTPException, ssl.SSLError) as e:
+            raise DockerError("cannot talk to the Docker daemon at {0} (option docker_host, or DOCKER_HOST): {1}"
+                              .format(self.docker_host, e))
+
+    def get(self, path, query=None, missing_ok=True):
+        """The body of a successful GET; None for a 404 where missing_ok; DockerError otherwise."""
+        status, content_type, body = self.request(path, query)
+        if status == 404 and missing_ok:
+            return None
+        if status >= 400:
+            try:
+                message = json.loads(body.decode("utf-8")).get("message")
+            except ValueError:
+                message = body.decode("utf-8", "replace").strip()
+            raise DockerError("Docker answered {0} to GET {1}: {2}".format(status, path, message), status=status)
+        return content_type, body
+
+    def inspect_container(self, name):
+        """`docker inspect` of a container by name or ID, None where it does not exist."""
+        got = self.get("/containers/{0}/json".format(quote(name, safe="")))
+        return None if got is None else json.loads(got[1].decode("utf-8"))
+
+    def container_logs(self, container, tail, timestamps=False):
+        """The last ``tail`` lines of a container's stdout and stderr (as written, interleaved), as bytes."""
+        query = {"stdout": 1, "stderr": 1, "tail": str(max(int(tail), 0)), "timestamps": 1 if timestamps else 0}
+        content_type, body = self.get("/containers/{0}/logs".format(quote(container["Id"], safe="")), query,
+                                      missing_ok=False)
+        if content_type.startswith(_MULTIPLEXED_STREAM):
+            return demultiplex(body)
+        if content_type.startswith(_RAW_STREAM) or (container.get("Config") or {}).get("Tty"):
+            return body
+        return demultiplex(body)
+
+    def container_archive(self, container_id, path):
+        """A tar archive of a path of a container (`docker cp`), None where the path does not exist."""
+        got = self.get("/containers/{0}/archive".format(quote(container_id, safe="")), {"path": path})
+        return None if got is None else got[1]
