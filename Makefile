@@ -13,6 +13,7 @@
 #   make units     ansible-test units on the same copy (tests/unit/)
 #   make pytest    pytest on tests/ except tests/unit/: the fast tests and the h200_pd rehearsal (marker main_job)
 #   make bench     the collection's own figures in one table (benchmarks/figures.py; about an hour)
+#   make chaos     the chaos suite: faults under load through the endpoint, each a test, one table (tests/chaos/)
 #   make e2e       every slow and end-to-end test (tests/ except tests/unit/), the ones `make test` leaves out included
 #   make molecule  every scenario under extensions/molecule/*/ (docker driver)
 #   make test      all of the above, with a summary (the CI entry point)
@@ -57,7 +58,7 @@ export ANSIBLE_NOCOLOR := 1
 export PY_COLORS := 0
 endif
 
-.PHONY: bench benchmark benchmark-compare e2e help setup apt docker venv link base-image rehearsal-image lmcache-image vllm-venv getpip rehearse rehearse-teardown rehearse-upgrade plan lint sanity units pytest molecule \
+.PHONY: bench benchmark benchmark-compare chaos e2e help setup apt docker venv link base-image rehearsal-image lmcache-image vllm-venv getpip rehearse rehearse-teardown rehearse-upgrade plan lint sanity units pytest molecule \
         test collection-copy clean pytest-closing-line
 
 help:
@@ -236,6 +237,14 @@ E2E_APT_PACKAGES ?= prometheus
 e2e: venv link docker base-image rehearsal-image lmcache-image
 	@$(MAKE) --no-print-directory apt APT_PACKAGES="$(E2E_APT_PACKAGES)"
 	DSV4_REQUIRE_REHEARSAL=1 DSV4_REQUIRE_OBSERVABILITY=1 $(BIN)/pytest tests --ignore=tests/unit -m "slow or rehearsal" -rP
+
+# The chaos suite (tests/chaos/scenarios.yml): crashes, a stall and restarts under a steady load through the endpoint
+# clients use (the h200_pd rehearsal with the endpoint proxy on); each scenario is a test, and the table of figures is
+# printed at the end. DSV4_CHAOS_SCENARIOS=engine-stall,router-kill picks scenarios.
+chaos: venv link docker base-image rehearsal-image
+	@rc=0; DSV4_REQUIRE_REHEARSAL=1 $(BIN)/pytest tests/chaos -m slow -rP || rc=$$?; \
+	echo; echo "==================== chaos"; cat rehearsal-out/chaos-table.md 2>/dev/null || echo "(no scenario ran)"; \
+	exit $$rc
 
 # Settings shared by every scenario: extensions/molecule/config.yml (molecule's base config for the collection).
 # rehearsal-image: the vllm_engine scenario runs the engines from it. MOLECULE_SCENARIOS='a b' runs only those.
