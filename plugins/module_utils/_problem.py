@@ -5,12 +5,58 @@
 
 A problem names what is wrong (``variable``: the setting that produced the value, or ``check``: the host check
 that failed), the value ``found``, what is ``needed``, the ``fix``, and the ``host`` (None for the whole plan).
-Pure Python, no Ansible imports.
+A value that holds a secret never reaches a problem: ``found`` is redacted when the problem is made (the values of
+environment names and flags that name a secret, and strings shaped like a known kind of token), whichever check
+made it. Pure Python, no Ansible imports.
 """
 
 from __future__ import annotations
 
 import json
+import re
+
+HIDDEN = "<hidden>"
+# Environment names that hold a secret by convention (*_KEY, *_TOKEN, *SECRET*, *PASSWORD*, *PASSWD*, *CREDENTIAL*:
+# HF_TOKEN, NGC_API_KEY, WANDB_API_KEY, AWS_SECRET_ACCESS_KEY, ...), matched without regard to case.
+_SECRET_ENV_NAME = re.compile(r"(^|_)(KEY|TOKEN)$|SECRET|PASSWORD|PASSWD|CREDENTIAL|(^|_)(API_?KEY|PRIVATE_?KEY|"
+                              r"ACCESS_?KEY)(_|$)", re.IGNORECASE)
+# Flags whose value is a secret (--api-key, --hf-token, --*-secret, --*-password, ...), by their long name.
+_SECRET_FLAG_NAME = re.compile(r"(^|-)(key|token)$|secret|password|passwd|credential", re.IGNORECASE)
+# Values shaped like a token of a known kind (Hugging Face, OpenAI-style keys, NVIDIA, GitHub, AWS access key ids).
+_TOKEN_SHAPE = re.compile(r"(hf_[A-Za-z0-9]{20,}|sk-[A-Za-z0-9_-]{16,}|nvapi-[A-Za-z0-9_-]{16,}|"
+                          r"gh[pousr]_[A-Za-z0-9]{20,}|AKIA[0-9A-Z]{16})")
+
+
+def secret_env_name(name):
+    """Whether an environment variable of this name holds a secret by convention."""
+    return bool(_SECRET_ENV_NAME.search(str(name)))
+
+
+def secret_flag(token):
+    """Whether a command-line token is a flag whose value is a secret (``--api-key`` or ``--api-key=...``)."""
+    token = str(token)
+    if not token.startswith("-"):
+        return False
+    return bool(_SECRET_FLAG_NAME.search(token.split("=", 1)[0].lstrip("-").replace("_", "-")))
+
+
+def redact(value):
+    """The value with every secret in it replaced by <hidden>: values of secret environment names (a mapping's, or
+    NAME=value), the value after or in a secret flag, and strings shaped like tokens."""
+    if isinstance(value, dict):
+        return {k: HIDDEN if secret_env_name(k) or secret_flag(k) else redact(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        out, hide_next = [], False
+        for item in value:
+            out.append(HIDDEN if hide_next else redact(item))
+            hide_next = secret_flag(item) and "=" not in str(item)
+        return out
+    if isinstance(value, str):
+        name, sep, _rest = value.partition("=")
+        if sep and (secret_flag(name) or (not name.startswith("-") and secret_env_name(name))):
+            return "%s=%s" % (name, HIDDEN)
+        return _TOKEN_SHAPE.sub(HIDDEN, value)
+    return value
 
 
 class Problem(object):
@@ -21,9 +67,9 @@ class Problem(object):
     def __init__(self, variable, found, message, fix, host=None, needed=None, check=None):
         self.variable = variable
         self.check = check
-        self.found = found
+        self.found = redact(found)
         self.needed = needed
-        self.message = message
+        self.message = _TOKEN_SHAPE.sub(HIDDEN, message) if isinstance(message, str) else message
         self.fix = fix
         self.host = host
 

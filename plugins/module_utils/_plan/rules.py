@@ -16,8 +16,9 @@ from ansible_collections.inference.deepseek_v4.plugins.module_utils._plan.flags 
     parallel_sizes,
     parse_len,
 )
+from ansible_collections.inference.deepseek_v4.plugins.module_utils._plan.inputs import address_problem, control_problem
 from ansible_collections.inference.deepseek_v4.plugins.module_utils._plan.settings import var
-from ansible_collections.inference.deepseek_v4.plugins.module_utils._problem import Problem
+from ansible_collections.inference.deepseek_v4.plugins.module_utils._problem import Problem, secret_env_name, secret_flag
 
 
 def image_tag(ref):
@@ -511,25 +512,61 @@ def _hidden(name):
     return "%s=<hidden>" % name
 
 
+_SECRET_CARRY = ("the serving path needs no other secret (the API key is deepseek_v4_api_key, the Hub token "
+                 "hf_cache_token, both from a vault); give the engines any other outside the plan (a credentials "
+                 "file on the host or in the image), never through plan_* settings.")
+_SECRET_WHY = "%s is a secret: in a plan_* setting it is printed with the plan, written to plan.json%s."
+
+
+def _secret_env_problem(variable, key):
+    carrier = P.SECRET_ENV.get(key)
+    fix = "remove it from %s and set %s from a vault instead." % (variable, carrier) if carrier else \
+        "remove it from %s; %s" % (variable, _SECRET_CARRY)
+    return Problem(variable, _hidden(key), _SECRET_WHY % (key, " and passed in every engine's environment"), fix)
+
+
+def _secret_flag_problem(variable, token):
+    name = token.split("=", 1)[0]
+    carrier = P.SECRET_FLAGS.get(flag_key(name))
+    fix = "remove it from %s and set %s from a vault instead." % (variable, carrier) if carrier else \
+        "remove it from %s; %s" % (variable, _SECRET_CARRY)
+    return Problem(variable, _hidden(name), "%s carries a secret: in a plan_* setting it is printed with the "
+                   "plan, written to plan.json and in the process list." % name, fix)
+
+
 def no_secrets_in_settings(b):
-    """No API key or Hub token in plan_* settings: they would be written to plan.json and the printed commands (the
-    refusal shows their names only)."""
+    """No secret in plan_* settings, whatever the topology reads: environment names that hold one by convention
+    (*_KEY, *_TOKEN, *SECRET*, *PASSWORD*, *PASSWD*, *CREDENTIAL*) and flags whose value is one (--api-key,
+    --hf-token, ...). They would be printed and written to plan.json; the refusal shows their names only."""
     problems = []
-    for svc in b.services:
-        for variable in b.topology["roles"].get(svc["role"], {}).get("env", []):
-            for key in sorted(str(k) for k in b.s[variable] if str(k) in P.SECRET_ENV):
-                problems.append(Problem(var(variable), _hidden(key), "%s is a secret: in a plan_* setting it is "
-                                        "written to plan.json and the printed commands." % key,
-                                        "remove it from %s and set %s from a vault instead." % (
-                                            var(variable), P.SECRET_ENV[key]), svc["host"]))
-        for flag, _value, origin in svc["_flags"].entries:
-            if flag_key(flag) in P.SECRET_FLAGS and origin:
-                problems.append(Problem(origin, _hidden(flag.split("=", 1)[0]), "%s carries a secret: in a plan_* "
-                                        "setting it is written to plan.json, the printed commands and the process "
-                                        "list." % flag.split("=", 1)[0], "remove it from %s and set %s from a vault "
-                                        "instead." % (origin, P.SECRET_FLAGS[flag_key(flag)]), svc["host"]))
-    unique = {(p.variable, p.host, str(p.found)): p for p in problems}
-    return list(unique.values())
+    for name in sorted(b.s):
+        value, variable = b.s[name], var(name)
+        if name.endswith("_env") and isinstance(value, dict):
+            problems.extend(_secret_env_problem(variable, k) for k in sorted(str(k) for k in value)
+                            if secret_env_name(k))
+        elif name.endswith("_args") and isinstance(value, (list, tuple)):
+            problems.extend(_secret_flag_problem(variable, str(t)) for t in value if secret_flag(t))
+        elif name.endswith("_flag_overrides") and isinstance(value, dict):
+            problems.extend(_secret_flag_problem(variable, str(k)) for k in sorted(str(k) for k in value)
+                            if secret_flag(k))
+    return problems
+
+
+def _host_value(variable, value, host):
+    if value is None or value in P.ALL_INTERFACES:
+        return None
+    return control_problem(variable, value, host) or address_problem(variable, value, host)
+
+
+def host_values(b):
+    """Every host's own values: its name free of control characters, its address and the address its engines bind
+    an IP literal or a host name."""
+    problems = []
+    for name, h in sorted(b.hosts.items()):
+        found = [control_problem("inventory_hostname", name, name), _host_value(var("address"), h["address"], name),
+                 _host_value(var("engine_bind_address"), h["engine_bind_address"], name)]
+        problems.extend(p for p in found if p)
+    return problems
 
 
 def engine_bind_address(b):
@@ -580,4 +617,4 @@ RULES = [images_pinned, gpu_sets, parallelism_fills_gpus, ports_valid, ports_uni
          kv_transfer_config, kv_transfer_follows_plan, one_connector, lmcache_kv_cache_dtype,
          lmcache_memory_sizes, router_matches_engines, tokenizer_mode, trust_remote_code,
          reasoning_parser, think_max_context, compilation_config, hardware_only_flags, checkpoint_serves_request,
-         gpu_memory_fits_checkpoint, no_secrets_in_settings, engine_bind_address, exposure_warnings]
+         gpu_memory_fits_checkpoint, no_secrets_in_settings, host_values, engine_bind_address, exposure_warnings]

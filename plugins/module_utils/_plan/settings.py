@@ -10,6 +10,7 @@ import copy
 import difflib
 import re
 
+from ansible_collections.inference.deepseek_v4.plugins.module_utils._plan import inputs
 from ansible_collections.inference.deepseek_v4.plugins.module_utils._plan import profiles as P
 from ansible_collections.inference.deepseek_v4.plugins.module_utils._problem import Problem
 
@@ -37,7 +38,7 @@ def did_you_mean(name, known):
 
 
 # A plan_* variable whose name says it holds a secret: its value is never shown (it is refused anyway).
-_SECRET_NAME = re.compile(r"(key|token|secret|passw)", re.IGNORECASE)
+_SECRET_NAME = re.compile(r"(key|token|secret|passw|credential)", re.IGNORECASE)
 
 
 def unknown_setting(name, value, host=None, known=None):
@@ -89,6 +90,7 @@ def merge(user):
     if settings["lmcache_image"] is None:
         settings["lmcache_image"] = settings["image"]
     problems.extend(check_types(settings))
+    problems.extend(inputs.check(user, settings))
     return settings, problems
 
 
@@ -119,6 +121,16 @@ _TYPE_CHECKS = {
 _EMPTY = {"int": 0, "list": [], "dict": {}, "bool": False}
 
 
+def _out_of_range(name, row, value):
+    """The problem of a whole number outside the row's ``minimum``/``maximum``."""
+    low, high = row.get("minimum"), row.get("maximum")
+    if row["type"] != "int" or value is None or (low is None and high is None):
+        return []
+    if (low is None or value >= low) and (high is None or value <= high):
+        return []
+    return [Problem(var(name), value, "is out of range.", "set a whole number from %s to %s." % (low, high))]
+
+
 def check_types(s):
     problems = []
     for name, row in P.SETTINGS.items():
@@ -134,6 +146,7 @@ def check_types(s):
         if allowed and s[name] not in allowed:
             problems.append(Problem(var(name), s[name], "is not one of the allowed values.",
                                     "use one of: %s." % ", ".join(allowed)))
+        problems.extend(_out_of_range(name, row, s[name]))
     for mode in s["reasoning_modes"]:
         if mode not in P.REASONING_MODES:
             problems.append(Problem(var("reasoning_modes"), s["reasoning_modes"], "%r is not a reasoning mode." % mode,
