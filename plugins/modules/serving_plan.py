@@ -38,8 +38,9 @@ options:
     default: {}
   dest:
     description:
-      - When set, the plan is also written there as JSON (mode 0644, atomically, only when its content changes;
-        not in check mode). Its directory is created.
+      - When set, the plan is also written there as JSON (mode 0600: it holds every setting; atomically, only when
+        its content changes; not in check mode; an existing plan readable by others is made 0600). Its directory is
+        created.
     type: path
   api_key_required:
     description:

@@ -261,11 +261,12 @@ def plan_json(plan_doc):
 
 
 def write_if_changed(path, content, check_mode=False):
-    """Write content to path atomically (mode 0644) unless it is already there. Returns whether it changed."""
+    """Write content to path atomically (mode 0600: the plan holds every setting, the extra environment included)
+    unless it is already there; an existing plan readable by others is made 0600. Returns whether it changed."""
     try:
         with open(path, encoding="utf-8") as f:
             if f.read() == content:
-                return False
+                return _owner_only(path, check_mode)
     except (IOError, OSError):
         pass
     if check_mode:
@@ -277,9 +278,18 @@ def write_if_changed(path, content, check_mode=False):
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(content)
-        os.chmod(tmp, 0o644)
+        os.chmod(tmp, 0o600)
         os.rename(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+    return True
+
+
+def _owner_only(path, check_mode):
+    """Make an existing file 0600 (a plan written by an older version was 0644). Returns whether it changed."""
+    if os.stat(path).st_mode & 0o077 == 0:
+        return False
+    if not check_mode:
+        os.chmod(path, 0o600)
     return True

@@ -51,9 +51,14 @@ def test_dest_is_written_once_and_not_in_check_mode(tmp_path):
     assert result["changed"] is True and not dest.exists()
     result = run(dict(args))
     assert result["changed"] is True and json.loads(dest.read_text())["topology"] == "h200_pd"
-    assert oct(dest.stat().st_mode & 0o777) == "0o644"
+    assert oct(dest.stat().st_mode & 0o777) == "0o600"
     result = run(dict(args))
     assert result["changed"] is False
+    # a plan an older version left readable by others is made the owner's only, content unchanged
+    dest.chmod(0o644)
+    assert run(dict(args), check_mode=True)["changed"] is True and oct(dest.stat().st_mode & 0o777) == "0o644"
+    assert run(dict(args))["changed"] is True and oct(dest.stat().st_mode & 0o777) == "0o600"
+    assert run(dict(args))["changed"] is False
 
 
 def test_hosts_come_from_the_inventory_when_omitted():

@@ -171,12 +171,53 @@ def test_no_secret_in_plan_json_commands_or_summary():
     ({"extra_engine_args": ["--api-key=" + SECRET]}, "plan_extra_engine_args"),
     ({"router_extra_args": ["--api-key", SECRET]}, "plan_router_extra_args"),
     ({"api_key": SECRET}, "plan_api_key"),
+    ({"extra_env": {"AWS_SECRET_ACCESS_KEY": SECRET}}, "plan_extra_env"),
+    ({"extra_env": {"NGC_API_KEY": SECRET}}, "plan_extra_env"),
+    ({"extra_prefill_env": {"WANDB_API_KEY": SECRET}}, "plan_extra_prefill_env"),
+    ({"extra_decode_env": {"db_password": SECRET}}, "plan_extra_decode_env"),
+    ({"extra_env": {"MY_SERVICE_PASSWD": SECRET}}, "plan_extra_env"),
+    ({"extra_env": {"GOOGLE_APPLICATION_CREDENTIALS_JSON": SECRET}}, "plan_extra_env"),
+    ({"extra_env": {"S3_CLIENT_SECRET_VALUE": SECRET}}, "plan_extra_env"),
+    ({"extra_env": {"GITHUB_TOKEN": SECRET}}, "plan_extra_env"),
+    ({"decode_flag_overrides": {"--api-key": SECRET}}, "plan_decode_flag_overrides"),
+    ({"extra_engine_args": ["--hf-token", SECRET]}, "plan_extra_engine_args"),
+    ({"lmcache_extra_args": ["--s3-secret-key", SECRET]}, "plan_lmcache_extra_args"),
+    ({"extra_env": ["HF_TOKEN=" + SECRET]}, "plan_extra_env"),  # a list: refused by type, the value still hidden
+    ({"extra_engine_args": "--api-key " + SECRET}, "plan_extra_engine_args"),
+    ({"plan_tokens": {"hf": SECRET}}, "plan_plan_tokens"),
 ])
 def test_secrets_in_settings_are_refused_without_showing_them(settings, variable):
     found = problems(dict(settings, topology="h200_pd"), ONE_HOST_PD)
     assert variable in [p.variable for p in found]
-    text = json.dumps([p.as_dict() for p in found])
+    text = json.dumps([p.as_dict() for p in found]) + "\n".join(str(p) for p in found)
     assert SECRET not in text and "<hidden>" in text
+
+
+@pytest.mark.parametrize("topology,hosts", [("single_node", SERVING), ("lmcache_tp8", SERVING)])
+def test_a_secret_in_an_env_setting_the_topology_does_not_read_is_refused_too(topology, hosts):
+    """plan_extra_prefill_env on a topology without prefill engines still lands in the inventory, the printed
+    variables and a copy of the settings: refused all the same, for the whole plan."""
+    found = problems({"topology": topology, "extra_prefill_env": {"NGC_API_KEY": SECRET}}, hosts)
+    mine = [p for p in found if p.variable == "plan_extra_prefill_env"]
+    assert mine and mine[0].host is None and "pass it" not in mine[0].fix and "outside the plan" in mine[0].fix
+    assert SECRET not in json.dumps([p.as_dict() for p in found])
+
+
+@pytest.mark.parametrize("settings", [
+    {"extra_env": {"TOKENIZERS_PARALLELISM": "false", "VLLM_MAX_TOKENS_PER_BATCH": "8", "NCCL_IB_GID_INDEX": "3",
+                   "PYTHONHASHSEED": "0", "VLLM_CACHE_ROOT": "/tmp/x"}},
+    {"extra_engine_args": ["--max-num-batched-tokens", "8192", "--tokenizer", "deepseek-ai/DeepSeek-V4-Flash",
+                           "--ssl-keyfile", "/etc/ssl/x.key"]},
+])
+def test_names_that_only_look_alike_are_not_secrets(settings):
+    build_plan(dict(settings, topology="single_node"), SERVING)
+
+
+def test_a_token_shaped_value_is_hidden_wherever_a_problem_shows_it():
+    token = "hf_" + "a1B2c3D4e5" * 3
+    found = problems({"topology": "h200_pd", "model": token}, ONE_HOST_PD)
+    assert any(p.variable == "plan_model" for p in found)
+    assert token not in json.dumps([p.as_dict() for p in found]) + "".join(str(p) for p in found)
 
 
 # ------------------------------------------------------------------------------------------------ RDMA privileges
