@@ -103,3 +103,44 @@ def test_given_certificate_served(host):
     out = host.check_output("echo | openssl s_client -connect 127.0.0.1:%d 2>/dev/null | openssl x509 -noout "
                             "-subject" % PORT)
     assert "CN = given.example.test" in out
+
+
+# The failure policy (fallback): last in this file, since a failed router is left out for a few seconds.
+def _chat(host):
+    return request(host, "/v1/chat/completions", "Bearer " + KEYS[0], method="POST")
+
+
+def test_fallback_config_says_never_after_the_first_byte(host):
+    conf = host.file("/etc/nginx/conf.d/deepseek-v4-endpoint.conf").content_string
+    assert "server 127.0.0.1:8001 backup;" in conf
+    assert "proxy_next_upstream error timeout http_500 http_502 http_503 http_504 non_idempotent;" in conf
+    assert "proxy_request_buffering on;" in conf
+
+
+def test_a_request_the_router_fails_is_served_by_the_fallback(host):
+    host.check_output("echo 500 > /run/router-double.fail")
+    try:
+        answer = _chat(host)
+    finally:
+        host.check_output("rm -f /run/router-double.fail")
+    assert answer["status"] == 200 and "323" in answer["body"]
+    assert answer["headers"]["X-Upstream-Double"] == "decode"
+
+
+def test_a_dead_router_does_not_reach_the_client(host):
+    host.check_output("systemctl stop router-upstream-double.service")
+    try:
+        answers = [_chat(host) for _ in range(5)]
+    finally:
+        host.check_output("systemctl start router-upstream-double.service")
+    assert [a["status"] for a in answers] == [200] * 5
+    assert {a["headers"]["X-Upstream-Double"] for a in answers} == {"decode"}
+    log = host.file("/var/log/nginx/deepseek-v4-endpoint.access.log").content_string
+    assert "upstream=127.0.0.1:8001" in log, "the access log names the engine that served (the fallback count)"
+
+
+def test_the_router_serves_again_after_the_fail_timeout(host):
+    import time
+    time.sleep(6)
+    answer = _chat(host)
+    assert answer["status"] == 200 and answer["headers"]["X-Upstream-Double"] == "router"
