@@ -15,6 +15,7 @@ from ansible_collections.inference.deepseek_v4.plugins.module_utils._plan.templa
 from ansible_collections.inference.deepseek_v4.plugins.module_utils._plan.flags import (
     Flags,
     compact_json,
+    flag_key,
     merge,
     parallel_sizes,
 )
@@ -312,7 +313,22 @@ def _engine(b, slot, pools, router_host, problems):
     port_vars.update(gpus=gvar, overrides=overrides[-1][0], extra=var(rdef["extra"][-1]))
     svc.update(port_ranges=ranges, _flags=flags, _vars=port_vars, _index=i, bind_address=bind, _remote=remote)
     _engine_api_key(b, svc, router_host)
+    _engine_weights(b, svc, h, problems)
     return svc
+
+
+def _engine_weights(b, svc, h, problems):
+    """What the engine serves: the repository, the revision the plan pins (null: the default branch) and whether it
+    runs offline (HF_HUB_OFFLINE=1 in its env). vllm_engine adds ``revision_flag`` with the commit hf_cache verified
+    (profiles.HARDENING_RUN_TIME); a user's flag cannot name another revision."""
+    for flag, value, origin in svc["_flags"].entries:
+        if flag_key(flag) == flag_key(P.REVISION_FLAG) and origin is not None:
+            problems.append(Problem(origin, flag if value is None else [flag, value], "%s is managed by the plan: "
+                                    "every engine serves the commit hf_cache verified." % P.REVISION_FLAG,
+                                    "remove it; set %s (a branch, tag or commit) instead." % var("weights_revision"),
+                                    h["name"]))
+    svc["weights"] = {"repo_id": b.s["model"], "revision": b.s["weights_revision"],
+                      "revision_flag": P.REVISION_FLAG, "offline": b.s["hf_offline"]}
 
 
 def _add_before(flags, key, entry):

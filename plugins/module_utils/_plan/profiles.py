@@ -54,9 +54,12 @@ SETTINGS = {
                        "/root/.cache/huggingface (a leading ~/ is the home of the user that runs the containers)."),
     "shared_dir": _s("/mnt/shared", "str", "Shared filesystem mounted at the same path in the prefill/decode "
                      "containers of the topologies that mount one; empty to mount none."),
-    "hf_offline": _s(False, "bool", "Run the engines with HF_HUB_OFFLINE=1 (set once the weights are provisioned)."),
-    "weights_revision": _s(None, "str", "Checkpoint revision (commit or tag) to provision; null for the default "
-                           "branch."),
+    "hf_offline": _s(True, "bool", "Run the engines offline (HF_HUB_OFFLINE=1): they read the weights hf_cache "
+                     "provisioned and verified from the cache and never ask the Hub; false lets every engine start "
+                     "ask the Hub (and fetch what its revision names)."),
+    "weights_revision": _s(None, "str", "Checkpoint revision (branch, tag or commit) hf_cache provisions; every "
+                           "engine serves the commit hf_cache verified (--revision <commit>). Null: the default "
+                           "branch, resolved once."),
     "engine_port": _s(8000, "int", "API port of the engine of the non-disaggregated topologies (replica N uses "
                       "port + N)."),
     "prefill_port": _s(None, "int", "API port of the prefill engines. Null takes the topology's."),
@@ -331,7 +334,11 @@ ENV = {
 }
 # Environment of an engine, in order: the topology's (ENV), these lines, the user's plan_extra_*env, the
 # connector's, the multi-node lines, CUDA_VISIBLE_DEVICES last. A line whose value fills to None is left out.
-ENV_BEFORE_USER = [("HF_HUB_OFFLINE", "1", "hf_offline")]
+ENV_BEFORE_USER = [("HF_HUB_OFFLINE", "1", "hf_offline")]  # HARDENING_ENV
+# The flag that gives an engine the revision of its weights (the commit hf_cache verified): vllm_engine adds it from the
+# engine's ``weights`` at run time, when the commit is known (the plan knows it only when it pins one). Refused in
+# plan_extra_*args and *_flag_overrides: plan_weights_revision sets it.
+REVISION_FLAG = "--revision"
 ENV_AFTER_CONNECTOR = [("GLOO_SOCKET_IFNAME", "{socket_ifname}", "multi_node"),
                        ("NCCL_SOCKET_IFNAME", "{socket_ifname}", "multi_node")]
 # Derived environment a user may not set through plan_extra_*env, and the settings that set it instead.
@@ -463,6 +470,20 @@ HARDENING = {
     "lmcache": {"--http-host": "the LMCache HTTP API (/env shows the environment, POST /run_script runs code) on "
                                "loopback; some LMCache versions default to 0.0.0.0"},
 }
+# What the plan adds to the recipes' engines so that every engine serves the weights hf_cache verified: the environment
+# (plan_hf_offline, default true) and the flag vllm_engine adds at run time (the printed command shows it; argv does
+# not carry it: the commit a branch names is known once hf_cache ran). The golden tests remove exactly these too.
+HARDENING_ENV = {
+    "engine": {"HF_HUB_OFFLINE": "the engine reads its weights from the cache hf_cache provisioned and verified and "
+                                 "never asks the Hub: a (re)start cannot resolve the branch to other weights or fetch "
+                                 "them (plan_hf_offline: false opts out)"},
+}
+HARDENING_RUN_TIME = {
+    "engine": {REVISION_FLAG: "the engine serves the commit hf_cache verified (plan_weights_revision, or the commit "
+                              "its branch resolved to), not what the default branch names at its next start"},
+}
+# The revision the printed command names where the plan pins none (hf_cache's default; vllm_engine passes the commit).
+DEFAULT_REVISION = "main"
 # The API key (deepseek_v4_api_key, from a vault) never enters the plan: the plan says which services need it and
 # through which environment variable or flag the roles pass it (service ``secret_env`` / ``secret_args``).
 API_KEY_VARIABLE = "deepseek_v4_api_key"

@@ -73,11 +73,18 @@ def render_command(svc):
         secrets = ['  %s "$%s"' % (_q(flag), variable.upper()) for flag, variable in
                    (svc.get("secret_args") or {}).items()]
         return " \\\n".join([" ".join(_q(t) for t in argv[:3])] + _flag_lines(argv[3:], max_values=None) + secrets)
-    args = list(svc["args"])
+    args = list(svc["args"]) + _run_time_args(svc)
     lines = _docker_lines(svc)
     if args and not args[0].startswith("-"):
         lines.append("  %s" % _q(args.pop(0)))
     return " \\\n".join(lines + _flag_lines(args, max_values=1))
+
+
+def _run_time_args(svc):
+    """The flags vllm_engine adds to an engine's args at run time (profiles.HARDENING_RUN_TIME): its revision, which
+    with HF_HUB_OFFLINE=1 resolves in the cache to the commit hf_cache pinned; vllm_engine passes that commit."""
+    weights = svc.get("weights")
+    return [weights["revision_flag"], weights["revision"] or P.DEFAULT_REVISION] if weights else []
 
 
 def _finish_service(svc):

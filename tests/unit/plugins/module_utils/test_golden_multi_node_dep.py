@@ -16,7 +16,11 @@ import shlex
 import pytest
 
 from ansible_collections.inference.deepseek_v4.plugins.module_utils._plan import build_plan
-from ansible_collections.inference.deepseek_v4.plugins.module_utils._plan.profiles import HARDENING
+from ansible_collections.inference.deepseek_v4.plugins.module_utils._plan.profiles import (
+    HARDENING,
+    HARDENING_ENV,
+    HARDENING_RUN_TIME,
+)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))))
 
@@ -46,13 +50,16 @@ EXPECTED = {
 }
 
 
-def without_hardening(tokens):
-    """The tokens without the plan's hardening additions to an engine (profiles.HARDENING), each there once."""
+def without_hardening(tokens, command=False):
+    """The tokens without the plan's hardening additions to an engine (profiles.HARDENING), each there once; in the
+    printed command also the run-time flags (HARDENING_RUN_TIME) and environment (HARDENING_ENV)."""
     tokens = list(tokens)
-    for flag in HARDENING["engine"]:
+    flags = list(HARDENING["engine"]) + (list(HARDENING_RUN_TIME["engine"]) if command else [])
+    env = ["%s=1" % key for key in HARDENING_ENV["engine"]] if command else []
+    for flag in flags + env:
         assert tokens.count(flag) == 1, flag
         at = tokens.index(flag)
-        del tokens[at:at + 2]
+        del tokens[at - (flag in env):at + 2 - (flag in env)]
     return tokens
 
 
@@ -85,7 +92,8 @@ def test_multi_node_dep_argv_and_env_are_the_recipe(hardware, host):
     assert without_hardening(svc["argv"]) == EXPECTED[hardware][host]
     address = {n["name"]: n["address"] for n in NODES}[host]
     assert svc["argv"][svc["argv"].index("--host") + 1] == address, "every node serves its API on its address"
-    assert svc["env"] == ENV, "the whole node: no CUDA_VISIBLE_DEVICES"
+    assert not set(HARDENING_RUN_TIME["engine"]) & set(svc["argv"]), "vllm_engine adds the revision at run time"
+    assert svc["env"] == dict(ENV, HF_HUB_OFFLINE="1"), "the whole node: no CUDA_VISIBLE_DEVICES; offline"
 
 
 @pytest.mark.parametrize("hardware", sorted(EXPECTED))
@@ -99,7 +107,7 @@ def test_multi_node_dep_command_is_the_recipe_docker_run(hardware):
         expected = (["docker", "run", "--gpus", "all", "--privileged", "--ipc=host", "-p", "8000:8000",
                      "--network", "host"] + imex + ["-v", "~/.cache/huggingface:/root/.cache/huggingface"]
                     + env + ["vllm/vllm-openai:deepseekv4-cu130"] + EXPECTED[hardware][host])
-        assert without_hardening(rendered) == expected
+        assert without_hardening(rendered, command=True) == expected
         assert svc["gpus"] == list(range(per_node))
 
 

@@ -54,15 +54,28 @@ def inventory_settings(name):
     return settings
 
 
-def without_hardening(kind, tokens):
+def without_hardening(kind, tokens, command=False):
     """The tokens with the plan's hardening additions (profiles.HARDENING: a flag and its value each) removed; each
-    must be there exactly once. Any other difference from the source documents still fails the golden tests."""
+    must be there exactly once. Any other difference from the source documents still fails the golden tests. In a
+    printed command also the flags vllm_engine adds at run time and the environment the plan adds (``-e KEY=1``)."""
+    from ansible_collections.inference.deepseek_v4.plugins.module_utils._plan import profiles as P
     tokens = list(tokens)
-    for flag in HARDENING.get(kind, {}):
-        assert tokens.count(flag) == 1, "hardening flag %s of %s missing or repeated" % (flag, kind)
-        at = tokens.index(flag)
+    flags = list(HARDENING.get(kind, {})) + (list(P.HARDENING_RUN_TIME.get(kind, {})) if command else [])
+    env = ["%s=1" % key for key in P.HARDENING_ENV.get(kind, {})] if command else []
+    for flag in flags + env:
+        assert tokens.count(flag) == 1, "hardening %s of %s missing or repeated" % (flag, kind)
+        at = tokens.index(flag) - (flag in env)
         del tokens[at:at + 2]
     return tokens
+
+
+def without_hardening_env(kind, env):
+    """An engine's environment without what the plan adds (profiles.HARDENING_ENV), each there."""
+    from ansible_collections.inference.deepseek_v4.plugins.module_utils._plan import profiles as P
+    env = dict(env)
+    for key in P.HARDENING_ENV.get(kind, {}):
+        assert env.pop(key) == "1", "hardening environment %s of %s missing" % (key, kind)
+    return env
 
 
 def by_role(plan, role):
@@ -88,7 +101,7 @@ def h200_seed():
 def test_h200_pd_equals_the_seed_flag_for_flag(h200_plan, h200_seed, role):
     (service,) = by_role(h200_plan, role)
     rendered = shlex.split(service["command"].replace("\\\n", " "))
-    assert without_hardening(service["kind"], rendered) == h200_seed[role]
+    assert without_hardening(service["kind"], rendered, command=True) == h200_seed[role]
 
 
 @pytest.mark.parametrize("role", ["prefill", "decode"])
@@ -100,7 +113,8 @@ def test_h200_pd_argv_and_env_are_the_seed(h200_plan, h200_seed, role):
     assert without_hardening("engine", service["argv"]) == seed[image_at + 1:]
     assert service["argv"][service["argv"].index("--host") + 1] == "127.0.0.1", "one host: engines on loopback"
     seed_env = [seed[i + 1] for i, tok in enumerate(seed[:image_at]) if tok == "-e"]
-    assert ["%s=%s" % kv for kv in service["env"].items()] == seed_env
+    assert ["%s=%s" % kv for kv in without_hardening_env("engine", service["env"]).items()] == seed_env
+    assert "--revision" not in service["argv"], "vllm_engine adds the commit hf_cache verified at run time"
     assert service["gpus"] == [int(g) for g in service["env"]["CUDA_VISIBLE_DEVICES"].split(",")]
 
 
@@ -122,7 +136,7 @@ def test_lmcache_tp8_equals_the_seed():
     assert without_hardening("engine", engine["argv"]) == serve[2:]
     cfg = engine["argv"][engine["argv"].index("--kv-transfer-config") + 1]
     assert json.loads(cfg) == {"kv_connector": "LMCacheMPConnector", "kv_role": "kv_both"}
-    assert engine["env"] == {}, "the LMCache seed sets no environment"
+    assert without_hardening_env("engine", engine["env"]) == {}, "the LMCache seed sets no environment"
 
 
 def test_seed_fixtures_are_the_source_documents():
@@ -141,3 +155,13 @@ def test_hardening_is_the_only_difference_and_each_addition_says_why():
     assert HARDENING == {"engine": {"--host": HARDENING["engine"]["--host"]},
                          "lmcache": {"--http-host": HARDENING["lmcache"]["--http-host"]}}
     assert all(len(why) > 40 for flags in HARDENING.values() for why in flags.values())
+
+
+def test_the_engines_weights_hardening_is_explained():
+    """The other additions to the recipes' engines: offline weights (environment) and the revision vllm_engine adds
+    (printed command), each with its reason (README, Security: the served weights are the provisioned ones)."""
+    from ansible_collections.inference.deepseek_v4.plugins.module_utils._plan import profiles as P
+    assert P.HARDENING_ENV == {"engine": {"HF_HUB_OFFLINE": P.HARDENING_ENV["engine"]["HF_HUB_OFFLINE"]}}
+    assert P.HARDENING_RUN_TIME == {"engine": {"--revision": P.HARDENING_RUN_TIME["engine"]["--revision"]}}
+    assert all(len(why) > 40 for table in (P.HARDENING_ENV, P.HARDENING_RUN_TIME) for flags in table.values()
+               for why in flags.values())
