@@ -40,6 +40,14 @@ def secret_flag(token):
     return bool(_SECRET_FLAG_NAME.search(token.split("=", 1)[0].lstrip("-").replace("_", "-")))
 
 
+_CONTROL = re.compile(u"[\x00-\x1f\x7f\x85\u2028\u2029]")
+
+
+def one_line(text):
+    """Text with its control characters written as escapes (a value quoted in a message cannot break its line)."""
+    return _CONTROL.sub(lambda m: json.dumps(m.group(0))[1:-1], text)
+
+
 def redact(value):
     """The value with every secret in it replaced by <hidden>: values of secret environment names (a mapping's, or
     NAME=value), the value after or in a secret flag, and strings shaped like tokens."""
@@ -69,8 +77,8 @@ class Problem(object):
         self.check = check
         self.found = redact(found)
         self.needed = needed
-        self.message = _TOKEN_SHAPE.sub(HIDDEN, message) if isinstance(message, str) else message
-        self.fix = fix
+        self.message = one_line(_TOKEN_SHAPE.sub(HIDDEN, message)) if isinstance(message, str) else message
+        self.fix = one_line(fix) if isinstance(fix, str) else fix
         self.host = host
 
     @property

@@ -14,6 +14,7 @@ Problems (settings.var names the variable); the plan reports them all at once. P
 from __future__ import annotations
 
 import ipaddress
+import json
 import posixpath
 import re
 
@@ -33,7 +34,7 @@ def _var(name):
 def _where(location):
     if not location:
         return ""
-    parts = ["item %d" % p if isinstance(p, int) else "%s" % (p,) for p in location]
+    parts = ["item %d" % p if isinstance(p, int) else json.dumps(str(p)) for p in location]
     return " (in %s)" % " > ".join(parts)
 
 
