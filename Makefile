@@ -15,6 +15,8 @@
 #   make bench     the collection's own figures in one table (benchmarks/figures.py; about an hour)
 #   make chaos     the chaos suite: faults under load through the endpoint, each a test, one table (tests/chaos/)
 #   make e2e       every slow and end-to-end test (tests/ except tests/unit/), the ones `make test` leaves out included
+#   make docker5   units and a module smoke next to community.docker 5 (scripts/docker5.sh; `make e2e` runs it)
+#   make changelog CHANGELOG.md from changelogs/changelog.yaml (antsibull-changelog; fragments linted first)
 #   make molecule  every scenario under extensions/molecule/*/ (docker driver)
 #   make test      all of the above, with a summary (the CI entry point)
 #
@@ -217,12 +219,20 @@ units: venv getpip collection-copy
 	fi
 
 # docker, the images and the vLLM venv: the rehearsal and the parser tests need them (a no-op when present).
-pytest: venv link docker base-image rehearsal-image vllm-venv
+pytest: venv link docker base-image rehearsal-image vllm-venv docs-venv
 	@mkdir -p $(LOG_DIR)
 	@# The output is kept so that `make test` can repeat pytest's closing line last; --durations shows what the
 	@# rehearsal took.
 	@# The rehearsal fails rather than skips when Docker or its images are missing (setup builds them).
 	DSV4_REQUIRE_REHEARSAL=$${DSV4_REQUIRE_REHEARSAL:-1} $(BIN)/pytest tests --ignore=tests/unit --durations=5 $(PYTEST_ARGS) 2>&1 | tee $(LOG_DIR)/pytest.log
+
+# The collection next to community.docker 5 (scripts/docker5.sh): the `ansible` wheel of requirements/docker5.txt
+# is downloaded, not installed; its community.docker goes under build/docker5/ with a copy of the collection, where
+# ansible-test units runs, and tests/docker5/smoke.yml drives a real container. DOCKER5_ARGS=--smoke-only skips units.
+DOCKER5_ARGS ?=
+.PHONY: docker5
+docker5: venv link getpip docker base-image
+	BIN=$(BIN) PY_VERSION=$(PY_VERSION) scripts/docker5.sh $(DOCKER5_ARGS)
 
 # Instance containers are named <instance>-$(DSV4_MOLECULE_ID) (extensions/molecule/resources/playbooks/create.yml),
 # a suffix unique to this checkout, so runs from two checkouts never remove each other's containers. The
@@ -236,6 +246,7 @@ MOLECULE_LOCK ?= /tmp/inference.deepseek_v4-molecule.lock
 E2E_APT_PACKAGES ?= prometheus
 e2e: venv link docker base-image rehearsal-image lmcache-image
 	@$(MAKE) --no-print-directory apt APT_PACKAGES="$(E2E_APT_PACKAGES)"
+	@$(MAKE) --no-print-directory docker5
 	DSV4_REQUIRE_REHEARSAL=1 DSV4_REQUIRE_OBSERVABILITY=1 $(BIN)/pytest tests --ignore=tests/unit -m "slow or rehearsal" -rP
 
 # The chaos suite (tests/chaos/scenarios.yml): crashes, a stall and restarts under a steady load through the endpoint
@@ -262,6 +273,34 @@ molecule: venv link base-image rehearsal-image
 	done; \
 	if [ -n "$$failed" ]; then echo "molecule: FAILED:$$failed"; exit 1; fi; \
 	echo "molecule: all scenarios passed:" $$scenarios
+
+# ---------------------------------------------------------------- release and docs tools
+
+# antsibull-changelog and ansible-builder (requirements/docs.txt) in a venv of their own, keyed like .venv/ by the
+# hash of their requirements file, so that pinning them does not rebuild the controller venv; linked as build/docs-venv.
+DOCS_REQUIREMENTS := requirements/docs.txt
+DOCS_VENV_KEY := $(shell { cat $(DOCS_REQUIREMENTS); $(PYTHON) -c 'import sys; print(sys.version)'; } 2>/dev/null | sha256sum | cut -c1-16)
+DOCS_VENV_CACHED := $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/inference.deepseek_v4/docs-venv-$(DOCS_VENV_KEY)
+DOCS_VENV := build/docs-venv
+.PHONY: docs-venv changelog
+
+docs-venv:
+	@if [ ! -f $(DOCS_VENV_CACHED)/.complete ]; then \
+	  echo "docs-venv: building $(DOCS_VENV_CACHED) from $(DOCS_REQUIREMENTS)"; \
+	  rm -rf $(DOCS_VENV_CACHED); mkdir -p $(dir $(DOCS_VENV_CACHED)); \
+	  $(PYTHON) -m venv $(DOCS_VENV_CACHED); \
+	  $(DOCS_VENV_CACHED)/bin/python -m pip install -q -r $(DOCS_REQUIREMENTS) 2>&1 | { grep -v "$(PIP_NOISE)" || true; }; \
+	  touch $(DOCS_VENV_CACHED)/.complete; \
+	fi
+	@mkdir -p $(dir $(DOCS_VENV))
+	@[ "$$(readlink $(DOCS_VENV) 2>/dev/null)" = "$(DOCS_VENV_CACHED)" ] || ln -sfn $(DOCS_VENV_CACHED) $(DOCS_VENV)
+
+# Fragments under changelogs/fragments/ are checked, then CHANGELOG.md is written from changelogs/changelog.yaml
+# (tests/docs/test_changelog.py fails when it differs). A release: antsibull-changelog release --version X.Y.Z.
+changelog: docs-venv
+	$(DOCS_VENV)/bin/antsibull-changelog lint
+	$(DOCS_VENV)/bin/antsibull-changelog lint-changelog-yaml changelogs/changelog.yaml
+	$(DOCS_VENV)/bin/antsibull-changelog generate
 
 # ---------------------------------------------------------------- everything
 
