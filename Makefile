@@ -17,6 +17,7 @@
 #   make e2e       every slow and end-to-end test (tests/ except tests/unit/), the ones `make test` leaves out included
 #   make docker5   units and a module smoke next to community.docker 5 (scripts/docker5.sh; `make e2e` runs it)
 #   make changelog CHANGELOG.md from changelogs/changelog.yaml (antsibull-changelog; fragments linted first)
+#   make role-docs the variable tables of roles/*/README.md from meta/argument_specs.yml (scripts/role-docs.py)
 #   make molecule  every scenario under extensions/molecule/*/ (docker driver)
 #   make test      all of the above, with a summary (the CI entry point)
 #
@@ -301,6 +302,11 @@ changelog: docs-venv
 	$(DOCS_VENV)/bin/antsibull-changelog lint
 	$(DOCS_VENV)/bin/antsibull-changelog lint-changelog-yaml changelogs/changelog.yaml
 	$(DOCS_VENV)/bin/antsibull-changelog generate
+
+# Rewrites the marked variable table of every role README (tests/unit/test_role_docs.py fails when one is stale).
+.PHONY: role-docs
+role-docs: venv
+	$(BIN)/python scripts/role-docs.py
 
 # ---------------------------------------------------------------- everything
 
