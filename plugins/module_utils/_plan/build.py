@@ -53,6 +53,8 @@ class Build(object):
         self.hosts = {}
         self.services = []
         self.warnings = []
+        # The endpoint's failure policy (plan_endpoint_failure_policy), where a router fronts the engines.
+        self.failure_policy = None
         backend = self.recipe.get("moe_backend")
         self.moe_backend = backend["value"] if backend and backend["hardware_feature"] in self.hardware["features"] \
             and backend["quantization"] == self.checkpoint["quantization"] else None
@@ -416,6 +418,8 @@ def _router(b, router_host, problems):
         flags.add("--kv-connector", connector, var("topology"))
     if s["router_metrics_port"] != P.ROUTER_DEFAULT_METRICS_PORT:
         flags.add("--prometheus-port", s["router_metrics_port"], var("router_metrics_port"))
+    for flag, setting, scale in P.ROUTER_RESILIENCE:  # profiles.HARDENING
+        flags.add(flag, s[setting] if scale == 1 else "%.2f" % (s[setting] / float(scale)), var(setting))
     merge(flags, [(var("router_extra_args"), s["router_extra_args"])], None, router_host["name"], problems,
           "remove it; the router flags follow plan_router_* settings and the engines.",
           repeatable=("prefill", "decode"), what="router flag")
@@ -431,6 +435,7 @@ def _router(b, router_host, problems):
     svc["after"] = [ref(x) for x in engines]
     svc["restart_with"] = list(svc["after"])
     svc["workers"] = _router_workers(argv, engines)
+    b.failure_policy = _failure_policy(b, problems)
     svc["bind_address"] = s["router_host"]
     svc.update(_flags=flags, _vars={"router": var("router_port"), "router_metrics": var("router_metrics_port")})
     forwards = s["router_version"] in P.ROUTER_FORWARDS_API_KEY
@@ -438,6 +443,29 @@ def _router(b, router_host, problems):
     svc["api_key"] = False
     svc["secret_args"] = {P.ROUTER_API_KEY_FLAG: P.API_KEY_VARIABLE} if b.api_key and forwards else {}
     return svc
+
+
+def _failure_policy(b, problems):
+    """What the endpoint front does while the router or one side of the pair fails (plan_endpoint_failure_policy):
+    {policy, fallbacks}, the fallbacks being the engines that serve whole requests alone (decode first: it has the
+    KV capacity for long answers)."""
+    alone = bool((b.connector or {}).get("serves_alone"))
+    policy = b.s["endpoint_failure_policy"]
+    if policy == "auto":
+        policy = "fallback" if alone else "retry"
+    elif policy == "fallback" and not alone:
+        problems.append(Problem(var("endpoint_failure_policy"), policy, "needs engines that serve whole requests on "
+                                "their own; the %s connector's are not kv_both." % b.connector["kv_connector"],
+                                "set retry (or auto)."))
+    order = {"decode": 0}
+    engines = sorted(b.engines, key=lambda x: order.get(x["role"], 1)) if policy == "fallback" else []
+    return {"policy": policy, "fallbacks": [_direct_url(x) for x in engines]}
+
+
+def _direct_url(engine):
+    """The engine's API as an address, not a name (``localhost`` may resolve to ::1 where the engine binds IPv4)."""
+    address = engine["bind_address"] if engine["bind_address"] not in ("0.0.0.0", "::") else P.LOOPBACK
+    return "http://%s:%d" % ("[%s]" % address if ":" in address else address, engine["ports"]["api"])
 
 
 def _router_workers(argv, engines):

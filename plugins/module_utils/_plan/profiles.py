@@ -87,6 +87,31 @@ SETTINGS = {
     "router_policy": _s("round_robin", "str", "vllm-router load-balancing policy.", choices="ROUTER_POLICIES"),
     "router_extra_args": _s([], "list", "Extra vllm-router flags; flags the plan manages are refused.",
                             elements="str"),
+    # vllm-router's own resilience (ROUTER_RESILIENCE): bounded retries with jittered backoff before an answer
+    # starts, a circuit breaker per worker, and an active health check that takes a dead worker out of rotation.
+    "router_retry_max_retries": _s(3, "int", "Attempts vllm-router makes for a request whose worker fails before "
+                                   "answering (--retry-max-retries; 1: no retry).", minimum=1, maximum=10),
+    "router_retry_initial_backoff_ms": _s(100, "int", "First retry delay in ms (--retry-initial-backoff-ms).",
+                                          minimum=1, maximum=60000),
+    "router_retry_max_backoff_ms": _s(2000, "int", "Longest retry delay in ms (--retry-max-backoff-ms).",
+                                      minimum=1, maximum=300000),
+    "router_retry_jitter_percent": _s(20, "int", "Random spread of each retry delay in percent "
+                                      "(--retry-jitter-factor 0.20).", minimum=0, maximum=100),
+    "router_cb_failure_threshold": _s(3, "int", "Consecutive failures that open a worker's circuit: the router "
+                                      "stops sending it requests (--cb-failure-threshold).", minimum=1, maximum=1000),
+    "router_cb_timeout_secs": _s(15, "int", "Seconds an open circuit waits before a trial request "
+                                 "(--cb-timeout-duration-secs).", minimum=1, maximum=3600),
+    "router_health_check_interval_secs": _s(5, "int", "Seconds between the router's health checks of each worker "
+                                            "(--health-check-interval-secs; vllm-router's own default is 60).",
+                                            minimum=1, maximum=3600),
+    "router_health_failure_threshold": _s(3, "int", "Failed health checks in a row that take a worker out of "
+                                          "rotation (--health-failure-threshold).", minimum=1, maximum=100),
+    "endpoint_failure_policy": _s("auto", "str", "What the endpoint front (role endpoint_proxy) does with a request "
+                                  "while the router or one side of the prefill/decode pair fails before the first "
+                                  "byte of an answer: fallback (retried on an engine that serves whole requests "
+                                  "alone: a kv_both connector), retry (retried through the router once), fail. "
+                                  "auto: fallback where every engine can serve alone, else retry.",
+                                  choices=["auto", "fallback", "retry", "fail"]),
     "lmcache_image": _s(None, "str", "Image of the LMCache MP server. Null uses the engine image."),
     "lmcache_l1_size_gb": _s(100, "int", "LMCache L1 (CPU memory) size in GB."),
     "lmcache_eviction_policy": _s("LRU", "str", "LMCache eviction policy."),
@@ -272,14 +297,29 @@ ENGINE_FLAGS = {
 }
 VLLM_DEFAULT_PORT = 8000
 
+# ---------------------------------------------------------------------------------------------------- router
+# vllm-router flags the plan always sets, each from one setting (value divided by ``scale`` where the flag takes a
+# fraction). The router's defaults (60 s health checks) leave a dead worker in rotation for minutes.
+ROUTER_RESILIENCE = (
+    ("--retry-max-retries", "router_retry_max_retries", 1),
+    ("--retry-initial-backoff-ms", "router_retry_initial_backoff_ms", 1),
+    ("--retry-max-backoff-ms", "router_retry_max_backoff_ms", 1),
+    ("--retry-jitter-factor", "router_retry_jitter_percent", 100),
+    ("--cb-failure-threshold", "router_cb_failure_threshold", 1),
+    ("--cb-timeout-duration-secs", "router_cb_timeout_secs", 1),
+    ("--health-check-interval-secs", "router_health_check_interval_secs", 1),
+    ("--health-failure-threshold", "router_health_failure_threshold", 1),
+)
+
 # ---------------------------------------------------------------------------------------------------- KV transfer
 # Per connector: what vLLM's --kv-transfer-config carries per engine role (``{name}`` placeholders as in flag
 # lines; a key whose value is None after filling is left out), the router's --kv-connector name, the transfer ports
 # and the environment that carries them, whether the transfer needs RDMA (True, or the feature that decides) and
-# registers GPU memory through nvidia_peermem (unless the hardware uses DMA-BUF).
+# registers GPU memory through nvidia_peermem (unless the hardware uses DMA-BUF), and whether each engine can serve a
+# whole request on its own (``serves_alone``: kv_both; the endpoint's fallback policy needs it).
 CONNECTORS = {
     "mooncake": {
-        "kv_connector": "MooncakeConnector", "router": "mooncake", "moves_kv": True,
+        "kv_connector": "MooncakeConnector", "router": "mooncake", "moves_kv": True, "serves_alone": True,
         "kv_transfer": {"kv_role": "kv_both", "kv_load_failure_policy": "fail", "kv_buffer_device": "cuda",
                         "kv_connector_extra_config": {"enforce_handshake_compat": False,
                                                       "mooncake_protocol": "{mooncake_protocol}",
@@ -291,7 +331,7 @@ CONNECTORS = {
         "mooncake_device_name", "rdma": "rdma_protocol", "peermem": True,
     },
     "nixl_both": {
-        "kv_connector": "NixlConnector", "router": "nixl", "moves_kv": True,
+        "kv_connector": "NixlConnector", "router": "nixl", "moves_kv": True, "serves_alone": True,
         "kv_transfer": {"kv_role": "kv_both"},
         "ports": {"nixl_side_channel": "{role}_side_channel_port"},
         "env": [("VLLM_NIXL_SIDE_CHANNEL_PORT", "{port:nixl_side_channel}", None),
@@ -299,7 +339,7 @@ CONNECTORS = {
         "protocol": "ucx", "rdma": True, "peermem": False,
     },
     "nixl_split": {
-        "kv_connector": "NixlConnector", "router": "nixl", "moves_kv": True,
+        "kv_connector": "NixlConnector", "router": "nixl", "moves_kv": True, "serves_alone": False,
         "kv_transfer": {"kv_role": "{kv_role}", "kv_load_failure_policy": "fail"},
         "kv_roles": {"prefill": "kv_producer", "decode": "kv_consumer"},
         "ports": {"nixl_side_channel": "{role}_side_channel_port"},
@@ -309,6 +349,7 @@ CONNECTORS = {
     },
     "lmcache_mp": {
         "kv_connector": "LMCacheMPConnector", "router": None, "moves_kv": False, "json_separators": (", ", ":"),
+        "serves_alone": True,
         "kv_transfer": {"kv_role": "kv_both", "kv_connector_extra_config": "{lmcache_connector_extra}"},
         "ports": {}, "env": [], "protocol": None, "rdma": False, "peermem": False,
     },
@@ -465,6 +506,9 @@ ALL_INTERFACES = ("0.0.0.0", "::", "[::]", "")
 # service kind, the flag and why. The golden tests remove exactly these from the rendered commands (and say so); any
 # other difference from the source documents still fails them.
 HARDENING = {
+    "router": {flag: "vllm-router's resilience set from plan_%s (bounded, jittered retries before the first byte; a "
+                     "circuit breaker; a 5 s health check instead of 60 s)" % setting
+               for flag, setting, _scale in ROUTER_RESILIENCE},
     "engine": {"--host": "the engine listens on the address the plan gives it (loopback on one host, the host's "
                          "address where another host reaches it), not on every interface (vLLM's default)"},
     "lmcache": {"--http-host": "the LMCache HTTP API (/env shows the environment, POST /run_script runs code) on "

@@ -11,7 +11,7 @@ import shlex
 import pytest
 
 from ansible_collections.inference.deepseek_v4.plugins.module_utils._plan import build_plan
-from ansible_collections.inference.deepseek_v4.plugins.module_utils._plan.profiles import HARDENING
+from ansible_collections.inference.deepseek_v4.plugins.module_utils._plan.profiles import HARDENING, ROUTER_RESILIENCE
 
 TESTS = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 SEEDS = os.path.join(TESTS, "fixtures", "seeds")
@@ -120,7 +120,7 @@ def test_h200_pd_argv_and_env_are_the_seed(h200_plan, h200_seed, role):
 
 def test_h200_pd_router_is_the_seed(h200_plan, h200_seed):
     (router,) = by_role(h200_plan, "router")
-    assert router["argv"] == h200_seed["router"]
+    assert without_hardening("router", router["argv"]) == h200_seed["router"]
 
 
 def test_lmcache_tp8_equals_the_seed():
@@ -153,7 +153,8 @@ def test_hardening_is_the_only_difference_and_each_addition_says_why():
     """The hardening table is small and explained: a plan with default settings differs from the source documents
     only by these flags (README, Security)."""
     assert HARDENING == {"engine": {"--host": HARDENING["engine"]["--host"]},
-                         "lmcache": {"--http-host": HARDENING["lmcache"]["--http-host"]}}
+                         "lmcache": {"--http-host": HARDENING["lmcache"]["--http-host"]},
+                         "router": {flag: HARDENING["router"][flag] for flag, _s, _scale in ROUTER_RESILIENCE}}
     assert all(len(why) > 40 for flags in HARDENING.values() for why in flags.values())
 
 

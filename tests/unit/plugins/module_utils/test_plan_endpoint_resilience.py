@@ -1,0 +1,84 @@
+# -*- coding: utf-8 -*-
+"""The endpoint's resilience as plan data: vllm-router's retries, circuit breaker and health checks set from the
+plan_router_* settings on every router; the endpoint's failure policy (plan_endpoint_failure_policy) and the engines
+the endpoint front falls back to, refused where the connector's engines cannot serve whole requests alone."""
+
+from __future__ import annotations
+
+import pytest
+
+from ansible_collections.inference.deepseek_v4.plugins.module_utils._plan import PlanError, build_plan
+from ansible_collections.inference.deepseek_v4.plugins.module_utils._plan.profiles import ROUTER_RESILIENCE, SETTINGS
+from ansible_collections.inference.deepseek_v4.tests.unit.plugins.module_utils.test_plan_scrape_targets import HOSTS
+
+ROUTED = [t for t in sorted(HOSTS) if any(s["kind"] == "router" for s in build_plan({"topology": t}, HOSTS[t])
+                                          ["services"])]
+
+
+def flag_value(argv, flag):
+    assert argv.count(flag) == 1, "%s missing or repeated" % flag
+    return argv[argv.index(flag) + 1]
+
+
+def test_every_router_topology_is_covered():
+    assert {"h200_pd", "h200_pd_nixl", "gb200_pd_cluster"} <= set(ROUTED)
+
+
+@pytest.mark.parametrize("topology", ROUTED)
+def test_router_resilience_flags_follow_the_settings(topology):
+    changed = {"router_retry_max_retries": 5, "router_retry_jitter_percent": 35, "router_health_check_interval_secs": 2}
+    for settings in ({}, changed):
+        plan = build_plan(dict(settings, topology=topology), HOSTS[topology])
+        (router,) = [s for s in plan["services"] if s["kind"] == "router"]
+        for flag, setting, scale in ROUTER_RESILIENCE:
+            value = settings.get(setting, SETTINGS[setting]["default"])
+            expected = str(value) if scale == 1 else "%.2f" % (value / float(scale))
+            assert flag_value(router["argv"], flag) == expected, flag
+    assert flag_value(router["argv"], "--retry-jitter-factor") == "0.35"
+
+
+@pytest.mark.parametrize("topology, policy, roles", [
+    ("h200_pd", "fallback", ["decode", "prefill"]),
+    ("h200_pd_nixl", "fallback", ["decode", "prefill"]),
+    ("gb200_pd_cluster", "retry", []),
+])
+def test_auto_policy_falls_back_only_where_engines_serve_alone(topology, policy, roles):
+    plan = build_plan({"topology": topology}, HOSTS[topology])
+    endpoint = plan["endpoint"]
+    assert endpoint["policy"] == policy
+    engines = [s for s in plan["services"] if s["kind"] == "engine"]
+    expected = ["http://%s:%d" % (s["bind_address"], s["ports"]["api"]) for role in roles for s in engines
+                if s["role"] == role]
+    assert endpoint["fallbacks"] == expected
+    assert endpoint["url"] not in endpoint["fallbacks"]
+
+
+@pytest.mark.parametrize("policy", ["retry", "fail"])
+def test_a_chosen_policy_has_no_fallbacks(policy):
+    plan = build_plan({"topology": "h200_pd", "endpoint_failure_policy": policy}, HOSTS["h200_pd"])
+    assert plan["endpoint"] == dict(plan["endpoint"], policy=policy, fallbacks=[])
+
+
+def test_fallback_refused_where_the_engines_cannot_serve_alone():
+    with pytest.raises(PlanError) as err:
+        build_plan({"topology": "gb200_pd_cluster", "endpoint_failure_policy": "fallback"},
+                   HOSTS["gb200_pd_cluster"])
+    text = str(err.value)
+    assert "plan_endpoint_failure_policy" in text and "kv_both" in text and "set retry" in text
+
+
+@pytest.mark.parametrize("name, value", [("router_retry_max_retries", 0), ("router_retry_jitter_percent", 101),
+                                         ("router_health_check_interval_secs", 0),
+                                         ("router_cb_failure_threshold", -1)])
+def test_out_of_range_refused_with_the_range(name, value):
+    with pytest.raises(PlanError) as err:
+        build_plan({"topology": "h200_pd", name: value}, HOSTS["h200_pd"])
+    row = SETTINGS[name]
+    assert "plan_%s" % name in str(err.value)
+    assert "from %s to %s" % (row["minimum"], row["maximum"]) in str(err.value)
+
+
+def test_topologies_without_a_router_have_no_front_policy():
+    for topology in sorted(set(HOSTS) - set(ROUTED)):
+        endpoint = build_plan({"topology": topology}, HOSTS[topology])["endpoint"]
+        assert endpoint["policy"] == "fail" and endpoint["fallbacks"] == [], topology
