@@ -305,8 +305,8 @@ class Guard(object):
         if not seen:
             if up.ok_since is not None and not up.unknown_logged:
                 up.unknown_logged = True
-                log("identity_unknown", service=up.ref, sources=sorted(k for k in ("container", "metrics", "bootstrap")
-                                                                      if up.spec.get(k)))
+                sources = sorted(k for k in ("container", "metrics", "bootstrap") if up.spec.get(k))
+                log("identity_unknown", service=up.ref, sources=sources)
             return
         changed = sorted(k for k, v in seen.items() if up.identity.get(k, v) != v)
         if not up.identity:
