@@ -18,6 +18,7 @@
 #   make docker5   units and a module smoke next to community.docker 5 (scripts/docker5.sh; `make e2e` runs it)
 #   make changelog CHANGELOG.md from changelogs/changelog.yaml (antsibull-changelog; fragments linted first)
 #   make role-docs the variable tables of roles/*/README.md from meta/argument_specs.yml (scripts/role-docs.py)
+#   make ee        the execution environment's build context under build/ee/ (ansible-builder create; no image built)
 #   make molecule  every scenario under extensions/molecule/*/ (docker driver)
 #   make test      all of the above, with a summary (the CI entry point)
 #
@@ -307,6 +308,15 @@ changelog: docs-venv
 .PHONY: role-docs
 role-docs: venv
 	$(BIN)/python scripts/role-docs.py
+
+# execution-environment/execution-environment.yml: the collection built from this checkout into build/ee-collection/,
+# then the build context (Containerfile and what it copies) under build/ee/; `ansible-builder build -c build/ee`
+# makes the image (tests/ee/ checks the context).
+.PHONY: ee
+ee: venv docs-venv
+	rm -rf build/ee build/ee-collection
+	$(BIN)/ansible-galaxy collection build --force --output-path build/ee-collection .
+	$(DOCS_VENV)/bin/ansible-builder create -f execution-environment/execution-environment.yml -c build/ee --output-filename Containerfile
 
 # ---------------------------------------------------------------- everything
 
