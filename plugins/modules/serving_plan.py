@@ -38,7 +38,7 @@ options:
     default: {}
   dest:
     description:
-      - When set, the plan is also written there as JSON (mode 0600: it holds every setting; atomically, only when
+      - When set, the plan is also written there as JSON (mode 0600, since it holds every setting; atomically, only when
         its content changes; not in check mode; an existing plan readable by others is made 0600). Its directory is
         created.
     type: path
