@@ -174,3 +174,68 @@ def test_the_upstream_key_stays_inside_its_header_value():
                                                     "endpoint_proxy_upstream_api_key": key})
     tokens = nginx_tokens(text)
     assert tokens == ["proxy_set_header", "Authorization", ("q", "Bearer " + key), ";"]
+
+
+def proxy_variables(conf_dir, **over):
+    values = {"ansible_managed": "managed", "endpoint_proxy_upstream": "http://127.0.0.1:30000",
+              "endpoint_proxy_locations": ["/v1/"], "endpoint_proxy_health_location": "/health",
+              "endpoint_proxy_failure_policy": "fallback", "endpoint_proxy_fallbacks": ["http://127.0.0.1:8001"],
+              "endpoint_proxy_fail_timeout": 10, "endpoint_proxy_conf_dir": str(conf_dir),
+              "endpoint_proxy_listen_address": "127.0.0.1", "endpoint_proxy_listen_port": 18443,
+              "_endpoint_proxy_cert": "%s/selfsigned.crt" % conf_dir, "_endpoint_proxy_key": "%s/selfsigned.key" % conf_dir,
+              "endpoint_proxy_client_max_body_size": "16m", "endpoint_proxy_connect_timeout": 5,
+              "endpoint_proxy_retry_timeout": 30, "endpoint_proxy_read_timeout": 600}
+    values.update(over)
+    return values
+
+
+HOSTILE_PROXY = {
+    "endpoint_proxy_upstream": "http://127.0.0.1:30000;\n}\nserver {\n    listen 0.0.0.0:80",
+    "endpoint_proxy_fallbacks": ["http://127.0.0.1:8001 backup; server 10.9.9.9:80"],
+    "endpoint_proxy_locations": ["/v1/ {\n return 200 'open'; }\n location /x"],
+    "endpoint_proxy_health_location": '/health" { return 200; } location "/y',
+    "endpoint_proxy_listen_address": "0.0.0.0:80 ssl;\n    listen 0.0.0.0",
+    "endpoint_proxy_client_max_body_size": "16m;\n    include /etc/passwd",
+    "endpoint_proxy_read_timeout": "600;\n    autoindex on;\n    root /",
+    "endpoint_proxy_conf_dir": "/etc/nginx/x\\",
+}
+
+
+def test_nginx_values_are_one_token_each_whatever_they_hold(tmp_path):
+    """The same file with plain and with hostile values has the same directives: every value is one token."""
+    plain = nginx_tokens(render(PROXY / "endpoint.conf.j2", proxy_variables(tmp_path)))
+    hostile = nginx_tokens(render(PROXY / "endpoint.conf.j2", proxy_variables(tmp_path, **HOSTILE_PROXY)))
+    assert len(hostile) == len(plain)
+    differ = [(a, b) for a, b in zip(plain, hostile) if a != b]
+    assert differ and all(isinstance(b, tuple) and b[0] == "q" for _a, b in differ), differ
+    assert "autoindex" not in hostile and "root" not in hostile and hostile.count("listen") == 1
+
+
+def test_plain_nginx_values_are_written_as_before(tmp_path):
+    conf = render(PROXY / "endpoint.conf.j2", proxy_variables(tmp_path))
+    for line in ("server 127.0.0.1:30000 max_fails=1 fail_timeout=10s;", "server 127.0.0.1:8001 backup;",
+                 "listen 127.0.0.1:18443 ssl;", "location /v1/ {", "location = /health {",
+                 "client_max_body_size 16m;", "proxy_read_timeout 600s;", "include %s/api-keys.map;" % tmp_path):
+        assert "    " + line in conf.splitlines() or line in conf.splitlines(), line
+
+
+@pytest.mark.skipif(shutil.which("nginx") is None or shutil.which("openssl") is None, reason="needs nginx and openssl")
+def test_nginx_accepts_the_configuration_with_quoted_values(tmp_path):
+    """nginx -t reads the site with its keys and certificate; quoted locations are valid prefixes to it."""
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=test", "-days", "1",
+                    "-keyout", str(tmp_path / "selfsigned.key"), "-out", str(tmp_path / "selfsigned.crt")],
+                   capture_output=True, check=True, timeout=60)
+    keys = {"ansible_managed": "m", "endpoint_proxy_api_keys": ['k"1\\'], "endpoint_proxy_site_file": "x",
+            "endpoint_proxy_upstream_api_key": 'up"key'}
+    (tmp_path / "api-keys.map").write_text(render(PROXY / "api-keys.map.j2", keys))
+    (tmp_path / "upstream-auth.conf").write_text(render(PROXY / "upstream-auth.conf.j2", keys))
+    site = render(PROXY / "endpoint.conf.j2", proxy_variables(
+        tmp_path, endpoint_proxy_locations=["/v1/ {\n return 200; }"], endpoint_proxy_health_location='/he"alth'))
+    temp = " ".join("%s_temp_path %s;" % (kind, tmp_path / kind) for kind in ("client_body", "proxy", "fastcgi",
+                                                                               "uwsgi", "scgi"))
+    site = site.replace("/var/log/nginx/", str(tmp_path) + "/")
+    (tmp_path / "nginx.conf").write_text("pid %s/nginx.pid;\nerror_log %s/error.log;\nevents {}\nhttp {\n%s\n%s\n}\n"
+                                         % (tmp_path, tmp_path, temp, site))
+    done = subprocess.run(["nginx", "-t", "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf"), "-e",
+                           str(tmp_path / "error.log")], capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
