@@ -23,7 +23,7 @@ _SECRET_ENV_NAME = re.compile(r"(^|_)(KEY|TOKEN)$|SECRET|PASSWORD|PASSWD|CREDENT
 # Flags whose value is a secret (--api-key, --hf-token, --*-secret, --*-password, ...), by their long name.
 _SECRET_FLAG_NAME = re.compile(r"(^|-)(key|token)$|secret|password|passwd|credential", re.IGNORECASE)
 # Values shaped like a token of a known kind (Hugging Face, OpenAI-style keys, NVIDIA, GitHub, AWS access key ids).
-_TOKEN_SHAPE = re.compile(r"(hf_[A-Za-z0-9]{20,}|sk-[A-Za-z0-9_-]{16,}|nvapi-[A-Za-z0-9_-]{16,}|"
+_TOKEN_SHAPE = re.compile(r"(?<![A-Za-z0-9_-])(hf_[A-Za-z0-9]{20,}|sk-[A-Za-z0-9_-]{16,}|nvapi-[A-Za-z0-9_-]{16,}|"
                           r"gh[pousr]_[A-Za-z0-9]{20,}|AKIA[0-9A-Z]{16})")
 
 
@@ -46,6 +46,11 @@ _CONTROL = re.compile(u"[\x00-\x1f\x7f\x85\u2028\u2029]")
 def one_line(text):
     """Text with its control characters written as escapes (a value quoted in a message cannot break its line)."""
     return _CONTROL.sub(lambda m: json.dumps(m.group(0))[1:-1], text)
+
+
+def token_shaped(text):
+    """Whether a string holds something shaped like a token of a known kind (hf_..., sk-..., nvapi-..., ghp_...)."""
+    return bool(_TOKEN_SHAPE.search(str(text)))
 
 
 def redact(value):

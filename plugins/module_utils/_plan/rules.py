@@ -16,9 +16,18 @@ from ansible_collections.inference.deepseek_v4.plugins.module_utils._plan.flags 
     parallel_sizes,
     parse_len,
 )
-from ansible_collections.inference.deepseek_v4.plugins.module_utils._plan.inputs import address_problem, control_problem
+from ansible_collections.inference.deepseek_v4.plugins.module_utils._plan.inputs import (
+    address_problem,
+    control_problem,
+    strings,
+)
 from ansible_collections.inference.deepseek_v4.plugins.module_utils._plan.settings import var
-from ansible_collections.inference.deepseek_v4.plugins.module_utils._problem import Problem, secret_env_name, secret_flag
+from ansible_collections.inference.deepseek_v4.plugins.module_utils._problem import (
+    Problem,
+    secret_env_name,
+    secret_flag,
+    token_shaped,
+)
 
 
 def image_tag(ref):
@@ -549,6 +558,10 @@ def no_secrets_in_settings(b):
         elif name.endswith("_flag_overrides") and isinstance(value, dict):
             problems.extend(_secret_flag_problem(variable, str(k)) for k in sorted(str(k) for k in value)
                             if secret_flag(k))
+        if variable not in {p.variable for p in problems} and any(token_shaped(t) for _l, t in strings(value)):
+            problems.append(Problem(variable, value, "holds a value shaped like an access token (hf_..., sk-..., "
+                                    "nvapi-..., ghp_...): in a plan_* setting it is printed with the plan and "
+                                    "written to plan.json.", "remove it; %s" % _SECRET_CARRY))
     return problems
 
 

@@ -206,11 +206,25 @@ def test_a_secret_in_an_env_setting_the_topology_does_not_read_is_refused_too(to
 @pytest.mark.parametrize("settings", [
     {"extra_env": {"TOKENIZERS_PARALLELISM": "false", "VLLM_MAX_TOKENS_PER_BATCH": "8", "NCCL_IB_GID_INDEX": "3",
                    "PYTHONHASHSEED": "0", "VLLM_CACHE_ROOT": "/tmp/x"}},
-    {"extra_engine_args": ["--max-num-batched-tokens", "8192", "--tokenizer", "deepseek-ai/DeepSeek-V4-Flash",
+    {"extra_engine_args": ["--served-model-name", "disk-cache-experiment-2026-08", "--max-num-batched-tokens", "8192",
+                           "--tokenizer", "deepseek-ai/DeepSeek-V4-Flash",
                            "--ssl-keyfile", "/etc/ssl/x.key"]},
 ])
 def test_names_that_only_look_alike_are_not_secrets(settings):
     build_plan(dict(settings, topology="single_node"), SERVING)
+
+
+@pytest.mark.parametrize("settings,variable", [
+    ({"extra_env": {"MY_SETTING": "hf_" + "a1B2c3D4e5" * 3}}, "plan_extra_env"),
+    ({"extra_engine_args": ["--served-model-name", "sk-" + "x" * 24]}, "plan_extra_engine_args"),
+    ({"decode_flag_overrides": {"--max-num-seqs": "nvapi-" + "Q" * 30}}, "plan_decode_flag_overrides"),
+])
+def test_a_token_shaped_value_under_any_name_is_refused(settings, variable):
+    found = problems(dict(settings, topology="h200_pd"), ONE_HOST_PD)
+    mine = [p for p in found if p.variable == variable and "access token" in p.message]
+    assert mine and "outside the plan" in mine[0].fix
+    text = json.dumps([p.as_dict() for p in found]) + "".join(str(p) for p in found)
+    assert "a1B2c3D4e5" not in text and "x" * 24 not in text and "Q" * 30 not in text
 
 
 def test_a_token_shaped_value_is_hidden_wherever_a_problem_shows_it():
