@@ -231,8 +231,8 @@ def test_nginx_accepts_the_configuration_with_quoted_values(tmp_path):
     (tmp_path / "upstream-auth.conf").write_text(render(PROXY / "upstream-auth.conf.j2", keys))
     site = render(PROXY / "endpoint.conf.j2", proxy_variables(
         tmp_path, endpoint_proxy_locations=["/v1/ {\n return 200; }"], endpoint_proxy_health_location='/he"alth'))
-    temp = " ".join("%s_temp_path %s;" % (kind, tmp_path / kind) for kind in ("client_body", "proxy", "fastcgi",
-                                                                               "uwsgi", "scgi"))
+    kinds = ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+    temp = " ".join("%s_temp_path %s;" % (kind, tmp_path / kind) for kind in kinds)
     site = site.replace("/var/log/nginx/", str(tmp_path) + "/")
     (tmp_path / "nginx.conf").write_text("pid %s/nginx.pid;\nerror_log %s/error.log;\nevents {}\nhttp {\n%s\n%s\n}\n"
                                          % (tmp_path, tmp_path, temp, site))

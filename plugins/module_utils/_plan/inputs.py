@@ -43,12 +43,10 @@ def strings(value, location=()):
     if isinstance(value, dict):
         for key, item in value.items():
             yield location + (key,), str(key)
-            for found in strings(item, location + (key,)):
-                yield found
+            yield from strings(item, location + (key,))
     elif isinstance(value, (list, tuple)):
         for i, item in enumerate(value):
-            for found in strings(item, location + (i,)):
-                yield found
+            yield from strings(item, location + (i,))
     elif isinstance(value, str):
         yield location, value
 
