@@ -152,7 +152,7 @@ def stale(role, root=ROOT, write=False):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--check", action="store_true", help="write nothing; exit 1 when a README is stale")
     parser.add_argument("roles", nargs="*", help="roles to do (default: every role)")
     args = parser.parse_args(argv)
