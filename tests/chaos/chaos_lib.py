@@ -5,19 +5,14 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
 import ssl
 import subprocess
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
 MODEL = "deepseek-ai/DeepSeek-V4-Flash"
-MODES = {"non_think": None, "think_high": {"thinking": True, "reasoning_effort": "high"},
-         "think_max": {"thinking": True, "reasoning_effort": "max"}}
 
 
 def sh(*cmd, timeout=300):
@@ -111,23 +106,8 @@ class Load(threading.Thread):
 
 def seed_requests_pass(endpoint: Endpoint) -> bool:
     """The recipe's OpenAI client example, once per reasoning mode, through the endpoint."""
-    import httpx
-    from openai import OpenAI
-    client = OpenAI(base_url=endpoint.base_url, api_key=endpoint.key, timeout=60, max_retries=0,
-                    http_client=httpx.Client(verify=False, timeout=60))
-    try:
-        for kwargs in MODES.values():
-            extra = {"chat_template_kwargs": kwargs} if kwargs else None
-            resp = client.chat.completions.create(
-                model=MODEL, messages=[{"role": "user", "content": "What is 17*19? Return only the final integer."}],
-                max_tokens=64, temperature=1.0, top_p=1.0, extra_body=extra)
-            if not resp.choices or not (resp.choices[0].message.content or "").strip():
-                return False
-        return True
-    except Exception:  # any failure: not recovered yet
-        return False
-    finally:
-        client.close()
+    from rehearsal_lib import seed_requests_pass as passes  # pylint: disable=import-outside-toplevel
+    return passes(endpoint.base_url, endpoint.key, verify=False)
 
 
 @dataclass
@@ -169,17 +149,8 @@ class Services:
 
 def restart_docker_daemon() -> None:
     """The Docker engine stops, its containers with it, and starts again (their restart policies bring them back)."""
-    if os.path.isdir("/run/systemd/system"):
-        assert sh("systemctl", "restart", "docker").returncode == 0
-        return
-    pids = sh("pgrep", "-x", "dockerd").stdout.split()
-    assert pids, "no dockerd to restart"
-    sh("kill", "-TERM", *pids)
-    deadline = time.monotonic() + 120
-    while sh("pgrep", "-x", "dockerd").returncode == 0 and time.monotonic() < deadline:
-        time.sleep(1)
-    started = sh("bash", str(ROOT / "scripts" / "ensure-docker.sh"))
-    assert started.returncode == 0, started.stderr
+    from rehearsal_lib import restart_docker_daemon as restart  # pylint: disable=import-outside-toplevel
+    restart()
 
 
 @dataclass
@@ -226,6 +197,9 @@ def violations(outcome: Outcome, checks: dict) -> list:
         out.append("%d requests completed (at least %d)" % (outcome.completed, checks["min_completed"]))
     if "max_recovery_s" in checks and (outcome.recovery_s is None or outcome.recovery_s > checks["max_recovery_s"]):
         out.append("recovery took %s s (at most %s s)" % (outcome.recovery_s, checks["max_recovery_s"]))
+    unstreamed = sum(1 for r in outcome.results if not r.streamed and not r.ok)
+    if "max_failed_unstreamed" in checks and unstreamed > checks["max_failed_unstreamed"]:
+        out.append("%d non-streamed requests failed (at most %d)" % (unstreamed, checks["max_failed_unstreamed"]))
     if "max_streams_cut" in checks and outcome.streams_cut > checks["max_streams_cut"]:
         out.append("%d streams cut (at most %d)" % (outcome.streams_cut, checks["max_streams_cut"]))
     bad = sorted(set(checks.get("not_restarted", [])) & set(outcome.restarted))

@@ -35,6 +35,7 @@ TABLE = ROOT / "rehearsal-out" / "chaos-table.md"
 ACCESS_LOG = "/var/log/nginx/deepseek-v4-endpoint.access.log"
 ROUTER_UPSTREAM = "upstream=127.0.0.1:30000 "
 OUTCOMES: list = []
+UPGRADED: dict = {}
 
 
 @pytest.fixture(scope="module")
@@ -92,6 +93,18 @@ def run_events(endpoint, svc, events, outcome):
         elif "restart_node" in event:
             since = time.monotonic()
             C.sh("docker", "restart", NODE)
+        elif "upgrade" in event:
+            since = time.monotonic()
+            # Cumulative: an upgrade of one pool keeps what earlier scenarios changed in the other.
+            UPGRADED["plan_%s_flag_overrides" % event["upgrade"]] = {"--max-num-seqs": event.get("max_num_seqs", 64)}
+            change = dict(UPGRADED, deepseek_v4_api_key=endpoint.key, endpoint_proxy_enabled=True)
+            vault = ROOT / "rehearsal-out" / "chaos-upgrade.json"
+            vault.write_text(json.dumps(change))
+            vault.chmod(0o600)
+            try:
+                rehearse("--upgrade", "--", "-e", "@%s" % vault, timeout=2400)
+            finally:
+                vault.unlink()
         elif "wait_recovered" in event:
             time.sleep(2)  # the fault takes effect (a process restarts, a health URL goes down)
             outcome.recovery_s = wait_recovered(endpoint, since, timeout)

@@ -14,8 +14,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import chaos_lib as C  # noqa: E402  pylint: disable=wrong-import-position
 
 SPEC = yaml.safe_load((Path(__file__).with_name("scenarios.yml")).read_text())
-EVENTS = {"wait", "kill", "pause", "restart_docker", "restart_node", "wait_recovered"}
-CHECKS = {"max_failed", "max_failed_percent", "min_completed", "max_recovery_s", "not_restarted", "max_streams_cut"}
+EVENTS = {"wait", "kill", "pause", "restart_docker", "restart_node", "wait_recovered", "upgrade"}
+CHECKS = {"max_failed", "max_failed_percent", "min_completed", "max_recovery_s", "not_restarted", "max_streams_cut",
+          "max_failed_unstreamed"}
 
 
 @pytest.mark.parametrize("scenario", SPEC["scenarios"], ids=[s["id"] for s in SPEC["scenarios"]])
@@ -23,10 +24,12 @@ def test_scenario_is_understood(scenario):
     services = SPEC["rehearsals"][scenario["rehearsal"]]["services"]
     assert scenario["why"] and scenario["checks"]
     for event in scenario["events"]:
-        (kind,) = set(event) - {"seconds"}
+        (kind,) = set(event) - {"seconds", "max_num_seqs"}
         assert kind in EVENTS, event
         if kind in ("kill", "pause"):
             assert event[kind] in services, event
+        if kind == "upgrade":
+            assert event["upgrade"] in ("prefill", "decode"), event
         if kind == "pause":
             assert "container" in services[event["pause"]] and event["seconds"] > 0
     assert set(scenario["checks"]) <= CHECKS
@@ -37,7 +40,8 @@ def test_scenario_is_understood(scenario):
 
 def test_the_goal_scenarios_are_there():
     ids = {s["id"] for s in SPEC["scenarios"]}
-    assert {"engine-stall", "router-kill", "prefill-kill", "decode-kill", "node-restart", "docker-restart"} <= ids
+    assert {"engine-stall", "router-kill", "prefill-kill", "decode-kill", "upgrade-decode", "upgrade-prefill",
+            "node-restart", "docker-restart"} <= ids
 
 
 def _outcome(oks, streamed=False, first=True, restarted=(), recovery=5.0):
@@ -52,6 +56,7 @@ def _outcome(oks, streamed=False, first=True, restarted=(), recovery=5.0):
     ({"max_recovery_s": 10}, _outcome([True], recovery=10.5), "recovery took 10.5"),
     ({"not_restarted": ["decode"]}, _outcome([True], restarted=["decode", "router"]), "decode"),
     ({"max_streams_cut": 0}, _outcome([False], streamed=True, first=True), "1 streams cut"),
+    ({"max_failed_unstreamed": 0}, _outcome([True, False]), "1 non-streamed requests failed"),
 ])
 def test_each_check_can_fail(checks, outcome, broken):
     problems = C.violations(outcome, checks)

@@ -83,3 +83,47 @@ def recap(output):
         hosts[host] = {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", counts)}
     assert hosts, "no PLAY RECAP in the output"
     return hosts
+
+
+MODEL = "deepseek-ai/DeepSeek-V4-Flash"
+MODES = {"non_think": None, "think_high": {"thinking": True, "reasoning_effort": "high"},
+         "think_max": {"thinking": True, "reasoning_effort": "max"}}
+
+
+def seed_requests_pass(base_url, api_key="EMPTY", verify=True):
+    """The recipe's OpenAI client example, once per reasoning mode, at base_url (the router, or the endpoint proxy
+    with its bearer key; verify=False for a self-signed certificate)."""
+    import httpx2
+    from openai import OpenAI
+    client = OpenAI(base_url=base_url, api_key=api_key, timeout=60, max_retries=0,
+                    http_client=httpx2.Client(verify=verify, timeout=60))
+    try:
+        for kwargs in MODES.values():
+            extra = {"chat_template_kwargs": kwargs} if kwargs else None
+            resp = client.chat.completions.create(
+                model=MODEL, messages=[{"role": "user", "content": "What is 17*19? Return only the final integer."}],
+                max_tokens=64, temperature=1.0, top_p=1.0, extra_body=extra)
+            if not resp.choices or not (resp.choices[0].message.content or "").strip():
+                return False
+        return True
+    except Exception:  # any failure: not recovered yet
+        return False
+    finally:
+        client.close()
+
+
+def restart_docker_daemon():
+    """The Docker engine stops, its containers with it, and starts again: the engines and the node come back by their
+    restart policies (the node is a container of the same engine here), the router and the guard with the node's
+    systemd, in whatever order the engine restarts them."""
+    if os.path.isdir("/run/systemd/system"):
+        assert _run(["systemctl", "restart", "docker"]).returncode == 0
+        return
+    pids = _run(["pgrep", "-x", "dockerd"]).stdout.split()
+    assert pids, "no dockerd to restart"
+    _run(["kill", "-TERM", *pids])
+    deadline = time.monotonic() + 120
+    while _run(["pgrep", "-x", "dockerd"]).returncode == 0 and time.monotonic() < deadline:
+        time.sleep(1)
+    started = _run(["bash", str(ROOT / "scripts" / "ensure-docker.sh")])
+    assert started.returncode == 0, started.stderr

@@ -25,6 +25,8 @@ import time
 import pytest
 import test_rehearsal
 from rehearsal_lib import ROOT, recap, rehearse
+from rehearsal_lib import restart_docker_daemon
+from rehearsal_lib import seed_requests_pass as lib_seed_requests_pass
 from test_rehearsal import NODE, PREFILL, DECODE, ROUTER_UNIT
 
 # The rehearsal's fixture: destroyed before and after, also when a step fails.
@@ -35,8 +37,6 @@ pytestmark = [pytest.mark.rehearsal, pytest.mark.slow, pytest.mark.docker]
 ROUTER = "http://127.0.0.1:30000/v1"
 MODEL = "deepseek-ai/DeepSeek-V4-Flash"
 GUARD_UNIT = "deepseek-v4-guard.service"
-MODES = {"non_think": None, "think_high": {"thinking": True, "reasoning_effort": "high"},
-         "think_max": {"thinking": True, "reasoning_effort": "max"}}
 RECOVERY_TIMEOUT = int(os.environ.get("DSV4_FAULT_RECOVERY_TIMEOUT", "900"))
 
 
@@ -46,19 +46,7 @@ def sh(*cmd):
 
 def seed_requests_pass():
     """The recipe's OpenAI client example, once per reasoning mode, through the router."""
-    from openai import OpenAI
-    client = OpenAI(base_url=ROUTER, api_key="EMPTY", timeout=60, max_retries=0)
-    try:
-        for kwargs in MODES.values():
-            extra = {"chat_template_kwargs": kwargs} if kwargs else None
-            resp = client.chat.completions.create(
-                model=MODEL, messages=[{"role": "user", "content": "What is 17*19? Return only the final integer."}],
-                max_tokens=64, temperature=1.0, top_p=1.0, extra_body=extra)
-            if not resp.choices or not (resp.choices[0].message.content or "").strip():
-                return False
-        return True
-    except Exception:  # any failure: not recovered yet
-        return False
+    return lib_seed_requests_pass(ROUTER)
 
 
 class RequestLoop(threading.Thread):
@@ -134,23 +122,6 @@ def kill_container_main(name):
     pid = main_pid(name)
     assert pid and pid != "0", f"{name} is not running"
     sh("kill", "-9", pid)
-
-
-def restart_docker_daemon():
-    """The Docker engine stops, its containers with it, and starts again: the engines and the node come back by their
-    restart policies (the node is a container of the same engine here), the router and the guard with the node's
-    systemd, in whatever order the engine restarts them."""
-    if os.path.isdir("/run/systemd/system"):
-        assert sh("systemctl", "restart", "docker").returncode == 0
-        return
-    pids = sh("pgrep", "-x", "dockerd").stdout.split()
-    assert pids, "no dockerd to restart"
-    sh("kill", "-TERM", *pids)
-    deadline = time.monotonic() + 120
-    while sh("pgrep", "-x", "dockerd").returncode == 0 and time.monotonic() < deadline:
-        time.sleep(1)
-    started = sh("bash", str(ROOT / "scripts" / "ensure-docker.sh"))
-    assert started.returncode == 0, started.stderr
 
 
 FAULTS = [
