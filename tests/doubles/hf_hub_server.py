@@ -16,6 +16,9 @@ It serves small GENERATED model repositories (safetensors shards, ``model.safete
 Every request is logged (``requests`` list, optionally a JSON-lines file) with the server (hub/cdn), method, path,
 repository file, range, status, body bytes sent and whether an ``Authorization`` header came with it.
 
+A push (``HubDouble.push(FilesRepo(repo_id, files))``) makes new files the head of the repository's branch (a new
+commit); every earlier commit is still answered by its hash, as on the Hub.
+
 Fault injection: ``add_fault(file, cut_after=N)`` makes the next GET of ``file`` send its headers and only ``N``
 body bytes, then drop the connection (an interrupted download); ``add_fault(file, status=500)`` answers an error;
 ``add_fault(file, action=f)`` runs ``f()`` before answering (e.g. another writer filling the client's disk); faults
@@ -89,6 +92,10 @@ class GeneratedRepo:
                   "num_hidden_layers": shards}
         files["config.json"] = (json.dumps(config, indent=2) + "\n").encode()
         files[".gitattributes"] = b"*.safetensors filter=lfs diff=lfs merge=lfs -text\n"
+        self._index(files)
+
+    def _index(self, files):
+        """Take ``files`` ({path: bytes}) as the repository's content: LFS sha256s, git object ids, the commit."""
         self.files = dict(sorted(files.items()))
         self.lfs = {p: hashlib.sha256(d).hexdigest() for p, d in self.files.items() if p.endswith(LFS_SUFFIXES)}
         self.oids = {}
@@ -167,6 +174,16 @@ class GeneratedRepo:
         }
 
 
+class FilesRepo(GeneratedRepo):
+    """A repository of given files ({path: bytes}), e.g. a small real model copied from an image: a push to a
+    HubDouble makes it the new head of its branch (HubDouble.push)."""
+
+    def __init__(self, repo_id, files, branch="main"):  # pylint: disable=super-init-not-called
+        self.repo_id = repo_id
+        self.branch = branch
+        self._index(files)
+
+
 class _Fault:
     def __init__(self, cut_after=None, status=None, times=1, action=None):
         self.action = action
@@ -181,6 +198,8 @@ class HubDouble:
     def __init__(self, repos=None, host="127.0.0.1", port=0, cdn_port=0, token=None, log_path=None, use_cdn=True):
         repos = repos if repos is not None else [GeneratedRepo()]
         self.repos = {r.repo_id: r for r in repos}
+        # Every version pushed per repository, oldest first: the head answers its branch, each its own commit.
+        self.history = {r.repo_id: [r] for r in repos}
         self.token = token
         self.log_path = log_path
         self.use_cdn = use_cdn
@@ -242,6 +261,21 @@ class HubDouble:
         with self._lock:
             self._faults.setdefault(path, []).append(
                 _Fault(cut_after=cut_after, status=status, times=times, action=action))
+
+    def push(self, repo):
+        """Make ``repo`` the new head of its repository's branch (a new commit); earlier commits stay served."""
+        with self._lock:
+            self.history.setdefault(repo.repo_id, []).append(repo)
+            self.repos[repo.repo_id] = repo
+            for path, sha in repo.lfs.items():
+                self._blobs[sha] = (repo, path)
+
+    def version(self, repo, revision):
+        """The pushed version of ``repo`` whose commit ``revision`` is, else the head (its branch, or unknown)."""
+        for old in self.history.get(repo.repo_id, [repo]):
+            if revision == old.commit:
+                return old
+        return self.repos.get(repo.repo_id, repo)
 
     def clear_faults(self):
         with self._lock:
@@ -342,7 +376,7 @@ class HubDouble:
                     prefix = "/%s/resolve/" % repo_id
                     if path.startswith(prefix):
                         revision, _sep, filename = path[len(prefix):].partition("/")
-                        return self._resolve(repo, revision, filename, head)
+                        return self._resolve(double.version(repo, revision), revision, filename, head)
                 return self._error(404, "RepoNotFound", "Repository not found.")
 
             def _find_repo(self, rest):
@@ -359,11 +393,13 @@ class HubDouble:
                 if tail == "":
                     return self._json(repo.info(blobs))
                 if tail.startswith("revision/"):
+                    repo = double.version(repo, tail[len("revision/"):])
                     if repo.resolve(tail[len("revision/"):]) is None:
                         return self._error(404, "RevisionNotFound", "Invalid rev id: %s" % tail[len("revision/"):])
                     return self._json(repo.info(blobs))
                 if tail.startswith("tree/"):
                     revision, _sep, sub = tail[len("tree/"):].partition("/")
+                    repo = double.version(repo, revision)
                     if repo.resolve(revision) is None:
                         return self._error(404, "RevisionNotFound", "Invalid rev id: %s" % revision)
                     recursive = query.get("recursive", ["false"])[0].lower() == "true"
