@@ -13,7 +13,9 @@ stops by itself; run playbooks/upgrade.yml with a new decode flag (scripts/rehea
 * a decode flag vLLM refuses fails the first batch within minutes, not at the readiness timeout (the engine exits,
   Docker restarts it, and the readiness gate ends once it restarted more often than allowed) and stops the upgrade
   (max_fail_percentage 0): the second decode is not touched and the endpoint keeps serving through it;
-* re-running the good upgrade repairs the endpoint.
+* the failed batch is rolled back: the first decode runs the container it had (the same container, kept stopped and
+  renamed back), no kept container is left, the guards are released and the run says so;
+* re-running the good upgrade changes nothing.
 
 `make e2e` runs it (markers slow, rehearsal); the figures are printed (`pytest -rP`).
 """
@@ -182,12 +184,20 @@ def test_rolling_upgrade_of_the_decode_pool(rehearsal):
     assert "PLAY [Upgrade the prefill pool]" not in out, "the upgrade went on past the failed batch"
     after = container_ids(r, DECODES, "decode")
     assert after[DECODES[1]] == new_decodes[DECODES[1]], "the second decode was touched after the first batch failed"
+    # Rolled back: the first decode runs the very container it had (same id: kept stopped, renamed back, started),
+    # nothing of the failed one is left, the guards are released, and the run said so.
+    assert after[DECODES[0]] == new_decodes[DECODES[0]], "the failed batch was not rolled back to the container it had"
+    assert "--no-such-flag" not in args_of(r, DECODES[0], "decode")
+    assert "Rolled back: " in out and "guards are released" in out, out[-3000:]
+    names = subprocess.run(["docker", "ps", "-a", "--format", "{{.Names}}"], capture_output=True, text=True,
+                           check=True).stdout
+    assert ".previous" not in names, names
+    assert r.on_node(ROUTER_HOST, "test", "-e", "/opt/deepseek-v4/guard/hold").returncode != 0, "hold left behind"
     assert serves(r), "the endpoint stopped serving after a failed batch"
 
-    # 4. Re-running the good upgrade repairs the first decode.
-    out = upgrade(r, "upgrade (repair)", {"plan_decode_flag_overrides": {"--max-num-seqs": 64}})
-    assert all(c["failed"] == 0 for c in recap(out).values()), recap(out)
-    assert "--no-such-flag" not in args_of(r, DECODES[0], "decode")
-    assert container_ids(r, DECODES, "decode")[DECODES[1]] == new_decodes[DECODES[1]]
+    # 4. Re-running the good upgrade finds nothing to change: the rollback left the endpoint as it was.
+    out = upgrade(r, "upgrade (after the rollback)", {"plan_decode_flag_overrides": {"--max-num-seqs": 64}})
+    assert all(c["changed"] == 0 and c["failed"] == 0 for c in recap(out).values()), recap(out)
+    assert container_ids(r, DECODES, "decode") == new_decodes
     assert serves(r)
     print(f"{TOPOLOGY} upgrade wall times: " + ", ".join(f"{k} {v} s" for k, v in r.timings.items()), flush=True)
