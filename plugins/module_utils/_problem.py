@@ -78,13 +78,13 @@ class Problem(object):
     __slots__ = ("variable", "check", "found", "needed", "message", "fix", "host")
 
     def __init__(self, variable, found, message, fix, host=None, needed=None, check=None):
-        self.variable = variable
+        self.variable = one_line(variable) if isinstance(variable, str) else variable
         self.check = check
         self.found = redact(found)
         self.needed = needed
         self.message = one_line(_TOKEN_SHAPE.sub(HIDDEN, message)) if isinstance(message, str) else message
         self.fix = one_line(fix) if isinstance(fix, str) else fix
-        self.host = host
+        self.host = one_line(host) if isinstance(host, str) else host
 
     @property
     def subject(self):

@@ -154,6 +154,7 @@ def check_types(s):
     if s["replicas_per_host"] < 1:
         problems.append(Problem(var("replicas_per_host"), s["replicas_per_host"], "must be at least 1.",
                                 "set 1 (default) or 2 on an 8-GPU host."))
+        s["replicas_per_host"] = 1  # the plan goes on to find every other problem (GPUs per replica divide by it)
     if not re.match(r"^[a-z0-9][a-z0-9_.-]*$", str(s["name_prefix"])):
         problems.append(Problem(var("name_prefix"), s["name_prefix"], "is not a valid container name prefix.",
                                 "use lower-case letters, digits, '-', '_' and '.'."))

@@ -203,3 +203,24 @@ def test_other_syntaxes(name, value, fix):
 def test_defaults_and_recipes_pass(topology, hosts, recipe):
     build_plan({"topology": topology, "recipe": recipe, "socket_ifname": "eth0", "weights_revision": "main",
                 "mooncake_device_name": "mlx5_0,mlx5_1"}, hosts)
+
+
+# ------------------------------------------------------------------------------------------------ anything at all
+HOSTILE_VALUES = ["", None, 0, -1, 1.5, True, "x\ny", [], {}, [1, "a"], {"a": [1]}, "../..", "a" * 300, [None],
+                  {"--x": None}, [[1]], "~", ["--"], ["--x="]]
+
+
+@pytest.mark.parametrize("topology,hosts", [("h200_pd", ONE_HOST_PD), ("lmcache_tp8", SERVING),
+                                            ("multi_node_dep", DEP)])
+def test_any_value_of_any_setting_is_planned_or_refused_never_a_crash(topology, hosts):
+    """Every setting and host value given each hostile value: a plan or a PlanError, never another exception (a
+    traceback instead of the variable and its fix)."""
+    for name in sorted(set(P.SETTINGS) | set(P.HOST_SETTINGS) - {"topology"}):
+        for value in HOSTILE_VALUES:
+            per_host = name in P.HOST_SETTINGS
+            settings = {"topology": topology} if per_host else {"topology": topology, name: value}
+            given = [dict(h, **{name: value}) for h in hosts] if per_host else hosts
+            try:
+                build_plan(settings, given)
+            except PlanError as err:
+                assert all("\n" not in str(p) for p in err.problems), (name, value)
