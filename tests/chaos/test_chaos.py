@@ -61,6 +61,36 @@ def services():
     return C.Services(NODE, SPEC["rehearsals"]["h200_pd"]["services"])
 
 
+GUARD_METRICS = "/var/lib/prometheus/node-exporter/deepseek-v4-guard.prom"
+ROUTER_READY = "http://127.0.0.1:30000/readiness"
+
+
+def settled():
+    """Nothing of an earlier fault is still in motion: the guard holds, waits or restarts nothing and sees every
+    upstream up, and the router is ready."""
+    import urllib.request
+    metrics = C.sh("docker", "exec", NODE, "cat", GUARD_METRICS).stdout
+    values = [line.rsplit(" ", 1) for line in metrics.splitlines() if line and not line.startswith("#")]
+    busy_gauges = ("deepseek_v4_guard_pending", "deepseek_v4_guard_restarting", "deepseek_v4_guard_held")
+    busy = [name for name, value in values if name.startswith(busy_gauges) and float(value) != 0]
+    down = [name for name, value in values if name.startswith("deepseek_v4_guard_upstream_up") and float(value) != 1]
+    try:
+        with urllib.request.urlopen(ROUTER_READY, timeout=5) as resp:
+            ready = resp.status == 200
+    except Exception:  # not ready
+        ready = False
+    return bool(values) and not busy and not down and ready
+
+
+def wait_settled(endpoint, timeout):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if settled() and C.seed_requests_pass(endpoint):
+            return True
+        time.sleep(2)
+    return False
+
+
 def wait_recovered(endpoint, since, timeout):
     deadline = since + timeout
     while time.monotonic() < deadline:
@@ -114,7 +144,8 @@ def run_events(endpoint, svc, events, outcome):
 
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=[s["id"] for s in SCENARIOS])
 def test_scenario(endpoint, scenario):  # pylint: disable=redefined-outer-name
-    assert C.seed_requests_pass(endpoint), "the endpoint does not serve before the scenario"
+    # Each scenario starts from a steady state: what the guard does after the previous fault is over.
+    assert wait_settled(endpoint, SPEC["defaults"]["recovery_timeout"]), "no steady state before the scenario"
     svc = services()
     before = svc.identities()
     logged = len(access_lines())

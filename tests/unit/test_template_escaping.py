@@ -213,7 +213,8 @@ def test_nginx_values_are_one_token_each_whatever_they_hold(tmp_path):
 
 def test_plain_nginx_values_are_written_as_before(tmp_path):
     conf = render(PROXY / "endpoint.conf.j2", proxy_variables(tmp_path))
-    for line in ("server 127.0.0.1:30000 max_fails=1 fail_timeout=10s;  # the router", "server 127.0.0.1:8001 backup;",
+    for line in ("server 127.0.0.1:30000 max_fails=1 fail_timeout=10s;  # the router",
+                 "server 127.0.0.1:8001 backup max_fails=0;",
                  "listen 127.0.0.1:18443 ssl;", "location /v1/ {", "location = /health {",
                  "client_max_body_size 16m;", "proxy_read_timeout 600s;", "include %s/api-keys.map;" % tmp_path):
         assert "    " + line in conf.splitlines() or line in conf.splitlines(), line

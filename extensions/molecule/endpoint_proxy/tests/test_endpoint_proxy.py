@@ -112,7 +112,7 @@ def _chat(host):
 
 def test_fallback_config_says_never_after_the_first_byte(host):
     conf = host.file("/etc/nginx/conf.d/deepseek-v4-endpoint.conf").content_string
-    assert "server 127.0.0.1:8001 backup;" in conf
+    assert "server 127.0.0.1:8001 backup max_fails=0;" in conf
     # The line playbooks/upgrade.yml marks down while it restarts the router (roles/upgrade/tasks/router.yml).
     assert "server 127.0.0.1:30000 max_fails=1 fail_timeout=5s;  # the router\n" in conf
     assert "proxy_next_upstream error timeout http_500 http_502 http_503 http_504 non_idempotent;" in conf
