@@ -135,6 +135,8 @@ def run_events(endpoint, svc, events, outcome):
                 rehearse("--upgrade", "--", "-e", "@%s" % vault, timeout=2400)
             finally:
                 vault.unlink()
+        elif "wait_settled" in event:
+            assert wait_settled(endpoint, timeout), "no steady state within %d s" % timeout
         elif "wait_recovered" in event:
             time.sleep(2)  # the fault takes effect (a process restarts, a health URL goes down)
             outcome.recovery_s = wait_recovered(endpoint, since, timeout)

@@ -14,7 +14,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import chaos_lib as C  # noqa: E402  pylint: disable=wrong-import-position
 
 SPEC = yaml.safe_load((Path(__file__).with_name("scenarios.yml")).read_text())
-EVENTS = {"wait", "kill", "pause", "restart_docker", "restart_node", "wait_recovered", "upgrade"}
+EVENTS = {"wait", "kill", "pause", "restart_docker", "restart_node", "wait_recovered", "wait_settled", "upgrade"}
 CHECKS = {"max_failed", "max_failed_percent", "min_completed", "max_recovery_s", "not_restarted", "max_streams_cut",
           "max_failed_unstreamed"}
 
