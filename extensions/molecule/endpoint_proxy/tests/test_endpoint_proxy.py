@@ -132,7 +132,7 @@ def test_a_request_the_router_fails_is_served_by_the_fallback(host):
 def test_a_dead_router_does_not_reach_the_client(host):
     host.check_output("systemctl stop router-upstream-double.service")
     try:
-        answers = [_chat(host) for _ in range(5)]
+        answers = [_chat(host) for _attempt in range(5)]
     finally:
         host.check_output("systemctl start router-upstream-double.service")
     assert [a["status"] for a in answers] == [200] * 5
