@@ -26,7 +26,8 @@ import ssl
 import struct
 from urllib.parse import quote, urlencode, urlsplit
 
-from ansible.module_utils.basic import env_fallback
+from ansible.module_utils.basic import AnsibleModule, env_fallback
+from ansible.module_utils.common.text.converters import to_native
 
 DEFAULT_DOCKER_HOST = "unix:///var/run/docker.sock"
 DEFAULT_TIMEOUT = 60
@@ -204,3 +205,14 @@ class DockerClient(object):
         """A tar archive of a path of a container (`docker cp`), None where the path does not exist."""
         got = self.get("/containers/{0}/archive".format(quote(container_id, safe="")), {"path": path})
         return None if got is None else got[1]
+
+
+def run_module(argument_spec, run, errors=()):
+    """The main() of a module of this collection that talks to the Docker daemon: its options with the connection
+    options, check mode, and a failure (a DockerError, or one of ``errors``) said as the module's message."""
+    module = AnsibleModule(argument_spec=dict(ARGUMENT_SPEC, **argument_spec), supports_check_mode=True,
+                           required_together=REQUIRED_TOGETHER)
+    try:
+        run(module)
+    except (DockerError,) + tuple(errors) as e:
+        module.fail_json(msg=to_native(e))

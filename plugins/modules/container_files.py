@@ -75,8 +75,7 @@ files:
 import io
 import tarfile
 
-from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.common.text.converters import to_native, to_text
+from ansible.module_utils.common.text.converters import to_text
 
 from ansible_collections.inference.deepseek_v4.plugins.module_utils import _docker_api
 
@@ -117,12 +116,7 @@ def run(module):
 
 
 def main():
-    module = AnsibleModule(argument_spec=dict(_docker_api.ARGUMENT_SPEC, **ARGUMENT_SPEC), supports_check_mode=True,
-                           required_together=_docker_api.REQUIRED_TOGETHER)
-    try:
-        run(module)
-    except (ValueError, tarfile.TarError, _docker_api.DockerError) as e:
-        module.fail_json(msg=to_native(e))
+    _docker_api.run_module(ARGUMENT_SPEC, run, errors=(ValueError, tarfile.TarError))
 
 
 if __name__ == "__main__":
