@@ -1,13 +1,16 @@
 # -*- coding: utf-8 -*-
 # Copyright: inference.deepseek_v4 maintainers
 # Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)
-"""Run a module's main() in-process with the given arguments and return its JSON result."""
+"""Run a module's main() in-process with the given arguments and return its JSON result; the local image the modules'
+tests run real containers from."""
 
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
 import json
+import shutil
+import subprocess
 
 import pytest
 
@@ -28,3 +31,13 @@ def run_main(main, args, capsys):
         with pytest.raises(SystemExit):
             main()
     return json.loads(capsys.readouterr().out)
+
+
+def local_systemd_image():
+    """The rehearsal's base image on this Docker engine (built locally, never pulled), or None."""
+    if not shutil.which("docker"):
+        return None
+    out = subprocess.run(["docker", "images", "--format", "{{.Repository}}:{{.Tag}}"], capture_output=True, text=True,
+                         check=False)
+    images = [i for i in out.stdout.split() if "deepseek-v4-systemd" in i] if out.returncode == 0 else []
+    return images[0] if images else None

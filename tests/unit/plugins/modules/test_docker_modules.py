@@ -10,29 +10,21 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import json
-import shutil
 import subprocess
 import uuid
 
 import pytest
 
 from ansible_collections.inference.deepseek_v4.plugins.modules import container_files, container_logs
-from ansible_collections.inference.deepseek_v4.tests.unit.plugins.modules.module_runner import run_main
+from ansible_collections.inference.deepseek_v4.tests.unit.plugins.modules.module_runner import (
+    local_systemd_image, run_main)
 
 SCRIPT = ("echo out-1; sleep 0.3; echo err-2 >&2; sleep 0.3; echo out-3; "
           "mkdir -p /tmp/r/sub; printf '{\"a\": 1}' > /tmp/r/a.json; printf 'b' > /tmp/r/sub/b.txt; exit 3")
 
 
-def _image():
-    if not shutil.which("docker"):
-        return None
-    out = subprocess.run(["docker", "images", "--format", "{{.Repository}}:{{.Tag}}"], capture_output=True, text=True,
-                         check=False)
-    images = [i for i in out.stdout.split() if "deepseek-v4-systemd" in i] if out.returncode == 0 else []
-    return images[0] if images else None
-
-
-pytestmark = pytest.mark.skipif(_image() is None, reason="needs a Docker engine with the rehearsal's base image")
+pytestmark = pytest.mark.skipif(local_systemd_image() is None,
+                                reason="needs a Docker engine with the rehearsal's base image")
 
 
 @pytest.fixture(scope="module", params=[False, True], ids=["no-tty", "tty"])
@@ -40,7 +32,8 @@ def exited(request):
     """A container that wrote its lines and files and exited with status 3."""
     name = "dsv4-test-docker-api-" + uuid.uuid4().hex[:8]
     tty = ["-t"] if request.param else []
-    subprocess.run(["docker", "run", "-d"] + tty + ["--name", name, "--entrypoint", "sh", _image(), "-c", SCRIPT],
+    subprocess.run(["docker", "run", "-d"] + tty + ["--name", name, "--entrypoint", "sh", local_systemd_image(), "-c",
+                    SCRIPT],
                    check=True, capture_output=True)
     subprocess.run(["docker", "wait", name], check=True, capture_output=True)
     yield name, request.param

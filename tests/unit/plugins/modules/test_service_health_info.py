@@ -8,7 +8,6 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import shutil
 import subprocess
 import threading
 import time
@@ -19,7 +18,8 @@ import pytest
 
 from ansible_collections.inference.deepseek_v4.plugins.module_utils import _service_health as sh
 from ansible_collections.inference.deepseek_v4.plugins.modules import service_health_info
-from ansible_collections.inference.deepseek_v4.tests.unit.plugins.modules.module_runner import run_main
+from ansible_collections.inference.deepseek_v4.tests.unit.plugins.modules.module_runner import (
+    local_systemd_image, run_main)
 
 
 def _container(status, restarts=0, exit_code=0, oom=False):
@@ -140,24 +140,14 @@ def test_module_reports_starting_after_its_wait(health_server, capsys):
     assert (result["status"], result["healthy"], result["answer"]) == ("starting", False, 503)
 
 
-def _docker_image():
-    # The module reads the container through the Docker Engine API with the standard library only.
-    if not shutil.which("docker"):
-        return None
-    out = subprocess.run(["docker", "images", "--format", "{{.Repository}}:{{.Tag}}"], capture_output=True, text=True,
-                         check=False)
-    images = [i for i in out.stdout.split() if "deepseek-v4-systemd" in i] if out.returncode == 0 else []
-    return images[0] if images else None
-
-
-@pytest.mark.skipif(_docker_image() is None,
+@pytest.mark.skipif(local_systemd_image() is None,
                     reason="needs a Docker engine with the rehearsal's base image")
 def test_module_ends_the_wait_on_a_real_crash_looping_container(capsys):
     """The shape of a vLLM engine given a flag it refuses: it exits with status 2 and the restart policy starts it
     again. The wait of 120 s ends within seconds."""
     name = "dsv4-test-crashloop-" + uuid.uuid4().hex[:8]
     subprocess.run(["docker", "run", "-d", "--name", name, "--restart", "unless-stopped", "--entrypoint", "sh",
-                    _docker_image(), "-c", "sleep 1; exit 2"], check=True, capture_output=True)
+                    local_systemd_image(), "-c", "sleep 1; exit 2"], check=True, capture_output=True)
     try:
         start = time.monotonic()
         first = _run_main({"url": "http://127.0.0.1:9/health", "container": name}, capsys)
