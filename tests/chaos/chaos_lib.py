@@ -104,12 +104,6 @@ class Load(threading.Thread):
         return results
 
 
-def seed_requests_pass(endpoint: Endpoint) -> bool:
-    """The recipe's OpenAI client example, once per reasoning mode, through the endpoint."""
-    from rehearsal_lib import seed_requests_pass as passes  # pylint: disable=import-outside-toplevel
-    return passes(endpoint.base_url, endpoint.key, verify=False)
-
-
 @dataclass
 class Services:
     """The services of a rehearsal by their scenario names: engine containers (on the local Docker engine) and units
@@ -145,12 +139,6 @@ class Services:
             time.sleep(seconds)
         finally:
             sh("docker", "unpause", container)
-
-
-def restart_docker_daemon() -> None:
-    """The Docker engine stops, its containers with it, and starts again (their restart policies bring them back)."""
-    from rehearsal_lib import restart_docker_daemon as restart  # pylint: disable=import-outside-toplevel
-    restart()
 
 
 @dataclass

@@ -23,7 +23,8 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "e2e"))
 
 import chaos_lib as C  # noqa: E402  pylint: disable=wrong-import-position
-from rehearsal_lib import REQUIRE, ROOT, _unavailable, rehearse  # noqa: E402  pylint: disable=wrong-import-position
+from rehearsal_lib import (  # noqa: E402  pylint: disable=wrong-import-position
+    REQUIRE, ROOT, _unavailable, rehearse, restart_docker_daemon, seed_requests_pass)
 
 pytestmark = [pytest.mark.rehearsal, pytest.mark.slow, pytest.mark.docker]
 
@@ -85,7 +86,7 @@ def settled():
 def wait_settled(endpoint, timeout):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if settled() and C.seed_requests_pass(endpoint):
+        if settled() and seed_requests_pass(endpoint.base_url, endpoint.key, verify=False):
             return True
         time.sleep(2)
     return False
@@ -94,7 +95,7 @@ def wait_settled(endpoint, timeout):
 def wait_recovered(endpoint, since, timeout):
     deadline = since + timeout
     while time.monotonic() < deadline:
-        if C.seed_requests_pass(endpoint):
+        if seed_requests_pass(endpoint.base_url, endpoint.key, verify=False):
             return round(time.monotonic() - since, 1)
         time.sleep(1)
     return None
@@ -119,7 +120,7 @@ def run_events(endpoint, svc, events, outcome):
             svc.pause(event["pause"], event["seconds"])
         elif "restart_docker" in event:
             since = time.monotonic()
-            C.restart_docker_daemon()
+            restart_docker_daemon()
         elif "restart_node" in event:
             since = time.monotonic()
             C.sh("docker", "restart", NODE)
