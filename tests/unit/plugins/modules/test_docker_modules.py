@@ -32,9 +32,8 @@ def exited(request):
     """A container that wrote its lines and files and exited with status 3."""
     name = "dsv4-test-docker-api-" + uuid.uuid4().hex[:8]
     tty = ["-t"] if request.param else []
-    subprocess.run(["docker", "run", "-d"] + tty + ["--name", name, "--entrypoint", "sh", local_systemd_image(), "-c",
-                    SCRIPT],
-                   check=True, capture_output=True)
+    argv = ["docker", "run", "-d"] + tty + ["--name", name, "--entrypoint", "sh", local_systemd_image(), "-c", SCRIPT]
+    subprocess.run(argv, check=True, capture_output=True)
     subprocess.run(["docker", "wait", name], check=True, capture_output=True)
     yield name, request.param
     subprocess.run(["docker", "rm", "-f", name], capture_output=True, check=False)
