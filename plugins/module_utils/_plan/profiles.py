@@ -361,6 +361,13 @@ ROUTER_DEFAULT_CONNECTOR = "nixl"
 MOONCAKE_DEFAULT_BOOTSTRAP_PORT = 8998
 ROUTER_DEFAULT_METRICS_PORT = 29000
 LMCACHE_DEFAULT_PORTS = {"zmq": 5555, "http": 8080}
+# Where a data-parallel pool spans hosts (topology ``multi_node``), what its engines also listen on beyond their
+# named ports (plan section cluster_ports, role cluster_firewall): vLLM's --data-parallel-rpc-port when the recipe
+# writes none, and the ports NCCL, Gloo, UCX and vLLM's data-parallel process groups bind, which are any free port of
+# the kernel's ephemeral range (net.ipv4.ip_local_port_range; Linux's default 32768-60999).
+VLLM_DEFAULT_DP_RPC_PORT = 29550
+COLLECTIVE_PORTS = (32768, 60999)
+COLLECTIVE_PORTS_SYSCTL = "net.ipv4.ip_local_port_range"
 
 # ---------------------------------------------------------------------------------------------------- environment
 ENV = {

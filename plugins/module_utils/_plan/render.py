@@ -11,6 +11,7 @@ import os
 import shlex
 import tempfile
 
+from ansible_collections.inference.deepseek_v4.plugins.module_utils._plan import cluster_ports
 from ansible_collections.inference.deepseek_v4.plugins.module_utils._plan import profiles as P
 from ansible_collections.inference.deepseek_v4.plugins.module_utils._plan.template import fill
 
@@ -236,6 +237,7 @@ def plan(b):
         "api_key": _api_key(b, services), "image_digest": _digest(s["image"]),
         "warnings": list(b.warnings), "hosts": hosts, "services": services,
         "scrape_targets": scrape_targets(s["topology"], hosts, services),
+        "cluster_ports": cluster_ports.section(b, hosts, services),
     }
     for svc in services:
         for key in [k for k in svc if k.startswith("_")]:

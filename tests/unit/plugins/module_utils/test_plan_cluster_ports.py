@@ -1,0 +1,58 @@
+# -*- coding: utf-8 -*-
+"""The plan's cluster_ports section (role cluster_firewall): which ports of which host only the plan's hosts reach."""
+
+from __future__ import annotations
+
+from ansible_collections.inference.deepseek_v4.plugins.module_utils._plan import build_plan
+
+
+def gb200_hosts():
+    hosts = [{"name": "p%d" % i, "groups": ["prefill"], "address": "10.0.1.1%d" % i} for i in (1, 2)]
+    hosts += [{"name": "d%d" % i, "groups": ["decode"], "address": "10.0.1.2%d" % i} for i in (1, 2)]
+    return hosts + [{"name": "r", "groups": ["router"], "address": "10.0.1.5", "gpu_count": 0}]
+
+
+def ranges(section, host):
+    return [(e["name"], e["first"], e["last"], e["variable"], e["api"]) for e in section["hosts"][host]]
+
+
+def test_gb200_every_engine_port_and_range_of_each_tray():
+    section = build_plan({"topology": "gb200_pd_cluster"}, gb200_hosts())["cluster_ports"]
+    assert section["enabled"] is True
+    assert section["addresses"] == ["10.0.1.11", "10.0.1.12", "10.0.1.21", "10.0.1.22", "10.0.1.5"]
+    assert ranges(section, "p2") == [
+        ("api", 8001, 8001, "plan_prefill_port", True),
+        ("nixl_side_channel", 5561, 5564, "plan_prefill_side_channel_port", False),
+        ("dp_rpc", 29550, 29550, "plan_prefill_dp_rpc_port", False),
+        ("collective", 32768, 60999, None, False)]
+    assert ranges(section, "d1")[:3] == [
+        ("api", 8002, 8002, "plan_decode_port", True),
+        ("nixl_side_channel", 5558, 5561, "plan_decode_side_channel_port", False),
+        ("dp_rpc", 29650, 29650, "plan_decode_dp_rpc_port", False)]
+    # The router host runs no engine: nothing of it is limited (its router binds loopback).
+    assert "r" not in section["hosts"]
+
+
+def test_multi_node_dep_publishes_vllms_default_rpc_port():
+    hosts = [{"name": "n%d" % i, "groups": ["serving"], "address": "10.0.2.1%d" % i} for i in (1, 2)]
+    section = build_plan({"topology": "multi_node_dep", "engine_port": 8100}, hosts)["cluster_ports"]
+    assert section["enabled"] is True
+    for host in ("n1", "n2"):
+        assert ranges(section, host) == [("api", 8100, 8100, "plan_engine_port", True),
+                                         ("dp_rpc", 29550, 29550, None, False),
+                                         ("collective", 32768, 60999, None, False)]
+        assert section["hosts"][host][1]["source"] == "vllm_default"
+
+
+def test_single_host_topologies_are_off_and_list_no_collective_range():
+    result = build_plan({"topology": "h200_pd"}, [{"name": "h", "groups": ["prefill", "decode", "router"],
+                                                   "address": "10.0.0.11"}])
+    section = result["cluster_ports"]
+    assert section["enabled"] is False
+    assert [e["name"] for e in section["hosts"]["h"]] == ["api", "mooncake_bootstrap", "api", "mooncake_bootstrap"]
+
+
+def test_the_section_leaves_every_service_hash_alone():
+    """A new section of the document, not a new port of a service: engines are not recreated by it."""
+    result = build_plan({"topology": "gb200_pd_cluster"}, gb200_hosts())
+    assert all("collective" not in svc["ports"] for svc in result["services"])
