@@ -141,6 +141,38 @@ options:
     type: list
     elements: str
     default: []
+  gpu_nic_affinity:
+    description:
+      - Derive each GPU's nearest RDMA NIC (RV(gpu_nics), RV(gpu_nic_mapping)) from C(nvidia-smi topo -m), the GPUs'
+        PCI bus ids (C(nvidia-smi --query-gpu=index,pci.bus_id)) and the PCI tree under O(sysfs_root)
+        (C(class/infiniband/<dev>/device), C(bus/pci/devices/<bdf>)). Only NICs with an ACTIVE RDMA port count.
+      - Without C(nvidia-smi topo) the PCI paths alone decide.
+    type: bool
+    default: false
+  nic_affinity_rule:
+    description:
+      - What makes a NIC affine to a GPU. V(pcie) - a PCIe switch shared with the GPU (C(PIX) or C(PXB); HGX boards).
+        V(numa) - the GPU's NUMA node (GB200, whose GPUs sit on NVLink-C2C and share no PCIe path with a NIC). The
+        plan's C(transfer.nic_map.affinity).
+    type: str
+    choices: [pcie, numa]
+    default: pcie
+  gpus:
+    description:
+      - GPU indexes that run ranks moving KV (the plan's C(hosts[host].gpus)); empty for every GPU.
+    type: list
+    elements: int
+    default: []
+  require_nic_affinity:
+    description:
+      - With O(gpu_nic_affinity), every GPU of O(gpus) must have an affine NIC with a known PCI address (problem
+        C(nic_affinity)).
+    type: bool
+    default: false
+  nvidia_smi:
+    description:
+      - Path of C(nvidia-smi); looked up on the PATH when left out.
+    type: path
 extends_documentation_fragment:
   - inference.deepseek_v4._attributes
   - inference.deepseek_v4._attributes.info_module
@@ -259,6 +291,42 @@ daemon_memlock:
     running:
       description: The running process's limit as RV(memlock) reports it; V(null) when it does not run.
       type: dict
+gpu_nics:
+  description: Per GPU, its nearest RDMA NIC (with O(gpu_nic_affinity); empty otherwise).
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    gpu:
+      description: GPU index.
+      type: int
+    bus_id:
+      description: The GPU's PCI address (C(0000:18:00.0)).
+      type: str
+    nic:
+      description: The RDMA device (C(mlx5_0)); V(null) when the host has none with an ACTIVE port.
+      type: str
+    nic_bus_id:
+      description: The NIC's PCI address, V(null) when sysfs does not tell.
+      type: str
+    link:
+      description: C(PIX), C(PXB), C(PHB), C(NODE) or C(SYS) as C(nvidia-smi topo -m) says; V(null) when unknown.
+      type: str
+    numa_local:
+      description: Whether the NIC is on one of the GPU's NUMA nodes.
+      type: bool
+    source:
+      description: C(nvidia-smi topo -m) or C(sysfs) (PCI paths).
+      type: str
+  sample:
+    - {gpu: 0, bus_id: "0000:18:00.0", nic: mlx5_0, nic_bus_id: "0000:1a:00.0", link: PXB, numa_local: true,
+       source: nvidia-smi topo -m}
+gpu_nic_mapping:
+  description: The value of C(VLLM_GPU_NIC_PCIE_MAPPING) (C(<gpu_bdf>=<nic_bdf>,...)) for every GPU with a NIC; empty
+    without O(gpu_nic_affinity).
+  returned: always
+  type: str
+  sample: "0000:18:00.0=0000:1a:00.0,0000:2a:00.0=0000:1a:00.0"
 listeners:
   description: The listening TCP sockets on ports of O(ports); empty without O(ports).
   returned: always
@@ -287,7 +355,8 @@ problems:
       description: O(host).
       type: str
     check:
-      description: C(rdma_port), C(rdma_device), C(nvidia_peermem), C(docker_memlock) or C(transfer_port).
+      description: C(rdma_port), C(rdma_device), C(nic_affinity), C(nvidia_peermem), C(docker_memlock) or
+        C(transfer_port).
       type: str
     variable:
       description: Always V(null) here (a host check failed; the fix names the setting to change, if any).
@@ -311,6 +380,7 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.inference.deepseek_v4.plugins.module_utils import rdma_inventory as inv
+from ansible_collections.inference.deepseek_v4.plugins.module_utils import rdma_topology as topo
 
 
 def _read(path):
@@ -352,6 +422,24 @@ def daemon_memlock(units, run=None, which=None, proc_dir="/proc"):
     return result
 
 
+def gpu_nics(params, devices, run=None, which=None):
+    """Each GPU's nearest NIC with an ACTIVE port (``rdma_topology.derive``) and the NICs left out for being down."""
+    if not params.get("gpu_nic_affinity") or run is None:
+        return [], []
+    smi = params.get("nvidia_smi") or (which("nvidia-smi") if which is not None else None)
+    bus_ids, matrix = {}, {}
+    if smi:
+        rc, out, _err = run([smi, "--query-gpu=index,pci.bus_id", "--format=csv,noheader"])
+        bus_ids = topo.parse_gpu_bus_ids(out) if rc == 0 else {}
+        rc, out, _err = run([smi, "topo", "-m"])
+        matrix = topo.parse_topo(out) if rc == 0 else {}
+    root = params["sysfs_root"]
+    active = set(item.split("/")[0] for item in inv.active_ports(devices))
+    nics = topo.read_nic_pci(root)
+    down = sorted((set(devices) | set(nics)) - active)
+    return topo.derive(topo.read_gpu_pci(bus_ids, root), matrix, nics, usable=active), down
+
+
 def collect(params, run=None, which=None, proc_net=("/proc/net/tcp", "/proc/net/tcp6")):
     """Gather the facts; ``run(argv) -> (rc, out, err)`` and ``which(name)`` are injected for tests."""
     devices = inv.read_sysfs(params["sysfs_root"])
@@ -371,9 +459,13 @@ def collect(params, run=None, which=None, proc_net=("/proc/net/tcp", "/proc/net/
     for entry in params.get("ports") or []:
         first = int(entry["first"])
         wanted.update(range(first, int(entry.get("last") or first) + 1))
+    nic_map, down = gpu_nics(params, devices, run, which)
     return {
         "devices": devices,
         "device_count": len(devices),
+        "gpu_nics": nic_map,
+        "gpu_nic_mapping": topo.mapping(nic_map),
+        "_nics_down": down,
         "active_ports": inv.active_ports(devices),
         "ibv_devinfo": ibv_path,
         "kernel_modules": dict((name, name in loaded) for name in params["modules"]),
@@ -390,6 +482,16 @@ def problems(facts, params):
     host = params.get("host")
     found = inv.transfer_problems(facts, params.get("require_rdma"), params.get("device_names"), host=host,
                                   protocol_variable=params.get("protocol_variable"))
+    if params.get("gpu_nic_affinity") and params.get("require_nic_affinity"):
+        gpus = params.get("gpus") or None
+        entries = facts.get("gpu_nics") or []
+        if not entries:
+            found.append(topo.Problem(
+                None, "no GPU read (nvidia-smi --query-gpu=index,pci.bus_id failed or found none)",
+                "the GPU/NIC affinity cannot be derived", "check nvidia-smi on the host (the driver loaded)",
+                host=host, check="nic_affinity", needed="the GPUs' PCI bus ids"))
+        found += topo.affinity_problems(entries, gpus, params.get("nic_affinity_rule") or "pcie", host=host,
+                                        unusable=facts.get("_nics_down") or ())
     found += inv.peermem_problems(facts, params.get("require_peermem"), host=host)
     found += inv.daemon_memlock_problems(facts.get("daemon_memlock") or [], params.get("require_daemon_memlock"),
                                          host=host)
@@ -425,6 +527,11 @@ def main():
             daemon_units=dict(type="list", elements="str", default=[]),
             require_daemon_memlock=dict(type="bool", default=False),
             proc_dir=dict(type="path", default="/proc"),
+            gpu_nic_affinity=dict(type="bool", default=False),
+            nic_affinity_rule=dict(type="str", default="pcie", choices=["pcie", "numa"]),
+            gpus=dict(type="list", elements="int", default=[]),
+            require_nic_affinity=dict(type="bool", default=False),
+            nvidia_smi=dict(type="path"),
         ),
         supports_check_mode=True,
     )
@@ -437,6 +544,7 @@ def main():
 
     facts = collect(module.params, run=run, which=which)
     facts["problems"] = problems(facts, module.params)
+    facts.pop("_nics_down", None)
     module.exit_json(changed=False, **facts)
 
 

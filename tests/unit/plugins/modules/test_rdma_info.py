@@ -135,3 +135,53 @@ def test_main(tmp_path, capsys):
     result = json.loads(capsys.readouterr().out)
     assert result["changed"] is False and "ansible_facts" not in result
     assert result["active_ports"] == [] and [p["check"] for p in result["problems"]][0] == "rdma_port"
+
+
+def smi_runner(case, profile):
+    """ibv_devinfo and ss as above; nvidia-smi is the double replaying ``profile``."""
+    base = runner(case)
+
+    def run(argv):
+        if os.path.basename(argv[0]) != "nvidia-smi":
+            return base(argv)
+        env = dict(os.environ, NVIDIA_SMI_DOUBLE_PROFILE=profile)
+        proc = subprocess.Popen([os.path.join(DOUBLES, "nvidia-smi")] + list(argv[1:]), env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True)
+        out, err = proc.communicate()
+        return proc.returncode, out, err
+    return run
+
+
+AFFINITY = dict(CHECKS, ports=[], require_peermem=False, gpu_nic_affinity=True, require_nic_affinity=True)
+
+
+@pytest.mark.parametrize("profile, case, rule", [("h200_hgx8", "mixed", "pcie"), ("gb200_4", "gb200_4", "numa"),
+                                                 ("gb200_4", "mixed", "numa")])
+def test_gpu_nics_through_the_nvidia_smi_double(tmp_path, profile, case, rule):
+    args = params(tmp_path, case, gpu_nic_affinity=True, nic_affinity_rule=rule)
+    facts = rdma_info.collect(args, run=smi_runner(case, profile), which=which)
+    assert len(facts["gpu_nics"]) == (8 if profile == "h200_hgx8" else 4)
+    assert all(e["source"] == "nvidia-smi topo -m" for e in facts["gpu_nics"])
+    assert facts["gpu_nic_mapping"].count("=") == len(facts["gpu_nics"])
+    assert rdma_info.problems(facts, dict(AFFINITY, nic_affinity_rule=rule)) == []
+
+
+def test_a_rank_without_an_affine_nic_is_refused(tmp_path):
+    case = "h200_hgx8_nic_missing"
+    facts = rdma_info.collect(params(tmp_path, case, gpu_nic_affinity=True), run=smi_runner(case, case), which=which)
+    problems = rdma_info.problems(facts, dict(AFFINITY, gpus=[4, 5, 6, 7]))
+    assert [(p["check"], p["found"].split(":")[0]) for p in problems] == [("nic_affinity", "GPU6 (0000"),
+                                                                          ("nic_affinity", "GPU7 (0000")]
+    assert all(p["host"] == "node-1" and "SYS" in p["found"] for p in problems)
+    # The prefill's GPUs 0-3 have theirs.
+    assert rdma_info.problems(facts, dict(AFFINITY, gpus=[0, 1, 2, 3])) == []
+    # Not asked: nothing refused.
+    assert rdma_info.problems(facts, dict(AFFINITY, require_nic_affinity=False)) == []
+
+
+def test_no_gpu_read_is_a_problem_when_affinity_is_required(tmp_path):
+    facts = rdma_info.collect(params(tmp_path, "mixed", gpu_nic_affinity=True), run=smi_runner("mixed", "no_such"),
+                              which=which)
+    assert facts["gpu_nics"] == [] and facts["gpu_nic_mapping"] == ""
+    problems = rdma_info.problems(facts, AFFINITY)
+    assert [p["check"] for p in problems] == ["nic_affinity"] and "nvidia-smi" in problems[0]["fix"]
