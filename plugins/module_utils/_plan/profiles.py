@@ -159,21 +159,28 @@ VAR_PREFIX = "plan_"
 # ---------------------------------------------------------------------------------------------------- hardware
 # ``features``: flag-line features the hardware turns on. ``memory_registration``: how RDMA registers GPU memory
 # (peermem needs the nvidia_peermem kernel module; dmabuf does not, and Mooncake must be told WITH_NVIDIA_PEERMEM=0).
+# ``nic_affinity``: what makes an RDMA NIC a rank's own (rdma_info's nic_affinity_rule): pcie - on the GPU's PCIe
+# switch (PIX/PXB; HGX boards), numa - on the GPU's NUMA node (GB200: NVLink-C2C GPUs share no PCIe path with a NIC).
+# ``kv_transfer_min_gbytes_per_s``: the KV transfer rate (GB/s) the engines must report after the rollout (the rdma
+# role's transport gate): 15-25 GB/s with each rank on its own NIC, 0.76 GB/s with every rank on one NIC.
 HARDWARE = {
     "h200": {"family": "hopper", "arch": "x86_64", "gpus_per_node": 8, "gpu_names": ["NVIDIA H200"],
              "min_gpu_memory_mib": 140000, "compute_capability": "9.0", "nvswitch": True, "imex": False,
-             "min_driver": "580", "mtp_tokens": 1, "memory_registration": "peermem", "features": []},
+             "min_driver": "580", "mtp_tokens": 1, "memory_registration": "peermem", "features": [],
+             "nic_affinity": "pcie", "kv_transfer_min_gbytes_per_s": 5.0},
     "b200": {"family": "blackwell", "arch": "x86_64", "gpus_per_node": 8, "gpu_names": ["NVIDIA B200"],
              "min_gpu_memory_mib": 178000, "compute_capability": "10.0", "nvswitch": True, "imex": False,
-             "min_driver": "580", "mtp_tokens": 2, "memory_registration": "peermem", "features": ["blackwell"]},
+             "min_driver": "580", "mtp_tokens": 2, "memory_registration": "peermem", "features": ["blackwell"],
+             "nic_affinity": "pcie", "kv_transfer_min_gbytes_per_s": 5.0},
     "b300": {"family": "blackwell", "arch": "x86_64", "gpus_per_node": 8,
              "gpu_names": ["NVIDIA B300", "NVIDIA B300 SXM6 AC"], "min_gpu_memory_mib": 260000,
              "compute_capability": "10.3", "nvswitch": True, "imex": False, "min_driver": "580", "mtp_tokens": 2,
-             "memory_registration": "peermem", "features": ["blackwell"]},
+             "memory_registration": "peermem", "features": ["blackwell"], "nic_affinity": "pcie",
+             "kv_transfer_min_gbytes_per_s": 5.0},
     "gb200": {"family": "blackwell", "arch": "aarch64", "gpus_per_node": 4, "gpu_names": ["NVIDIA GB200"],
               "min_gpu_memory_mib": 180000, "compute_capability": "10.0", "nvswitch": False, "imex": True,
               "min_driver": "580", "mtp_tokens": 2, "memory_registration": "dmabuf",
-              "features": ["blackwell", "imex"]},
+              "features": ["blackwell", "imex"], "nic_affinity": "numa", "kv_transfer_min_gbytes_per_s": 5.0},
 }
 # Hardware keys the plan publishes for gpu_preflight (the rest shape flags).
 HARDWARE_PUBLISHED = ("family", "arch", "gpus_per_node", "gpu_names", "min_gpu_memory_mib", "compute_capability",
@@ -354,6 +361,10 @@ CONNECTORS = {
         "ports": {}, "env": [], "protocol": None, "rdma": False, "peermem": False,
     },
 }
+# The per-rank NIC map vLLM reads where the transfer is RDMA (vllm#42083): the rdma role derives the value on each host
+# (rdma_gpu_nic_mapping) and vllm_engine sets both variables; vLLM then sets UCX_NET_DEVICES=<nic>:1 per worker.
+NIC_MAP = {"env": "VLLM_GPU_NIC_PCIE_MAPPING", "selection_env": "VLLM_NIC_SELECTION_VARS",
+           "selection": "UCX_NET_DEVICES:1"}
 # Port kinds that carry KV between engines (the rdma role checks them free), ranges per DP rank.
 TRANSFER_PORTS = ("mooncake_bootstrap", "nixl_side_channel")
 RANGED_PORTS = ("nixl_side_channel",)

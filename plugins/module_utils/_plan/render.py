@@ -146,12 +146,16 @@ def _transfer(b, services):
     rdma = conn.get("rdma")
     protocol_setting, devices_setting = conn.get("protocol_setting"), conn.get("devices_setting")
     devices = b.s[devices_setting] if devices_setting else None
+    over_rdma = bool(moves and (rdma is True or rdma in b.features))
     return {"connector": conn.get("kv_connector"),
             "protocol": fill(conn.get("protocol"), {"mooncake_protocol": (b.s["mooncake_protocol"], None)}),
             # The setting that chooses the protocol (tcp where no RDMA port is up), and the RDMA devices named.
             "protocol_variable": P.VAR_PREFIX + protocol_setting if protocol_setting else None,
             "device_names": [d.strip() for d in str(devices).split(",") if d.strip()] if devices else [],
             "rdma": bool(rdma is True or rdma in b.features),
+            # Where KV moves over RDMA: each rank's NIC (derived on the host) and the rate the transport gate wants.
+            "nic_map": dict(P.NIC_MAP, affinity=b.hardware["nic_affinity"]) if over_rdma else None,
+            "min_rate_gbytes_per_s": b.hardware["kv_transfer_min_gbytes_per_s"] if over_rdma else None,
             "peermem": bool(conn.get("peermem")) and "dmabuf" not in b.features,
             "hosts": sorted({x["host"] for x in services if x["kind"] == "engine"}) if moves else []}
 
