@@ -11,6 +11,7 @@ import re
 from pathlib import Path
 
 import jinja2
+import pytest
 import yaml
 
 from ansible_collections.inference.deepseek_v4.plugins.module_utils._plan import build_plan
@@ -21,16 +22,17 @@ HOSTS = [{"name": "node1", "groups": ["prefill", "decode", "router"], "address":
 VENV = "/opt/deepseek-v4/router-venv"
 
 
-def render(name, svc, plan, secret_env=None):
+def render(name, svc, plan, secret_env=None, **extra):
     """The template rendered with the template module's settings (trim_blocks, Ansible's match test, to_json)."""
     env = jinja2.Environment(trim_blocks=True, keep_trailing_newline=True, undefined=jinja2.StrictUndefined)
     env.tests["match"] = lambda value, pattern: re.match(pattern, value) is not None
     env.filters["to_json"] = json.dumps
     text = (ROLE / "templates" / name).read_text()
-    return env.from_string(text).render(
-        ansible_managed="managed", _vllm_router_svc=svc, _vllm_router_argv=svc["argv"], vllm_router_plan=plan,
-        vllm_router_venv=VENV,
-        vllm_router_secret_dir="/etc/deepseek-v4", _vllm_router_secret_env=secret_env or {})
+    values = dict(ansible_managed="managed", _vllm_router_svc=svc, _vllm_router_argv=svc["argv"],
+                  vllm_router_plan=plan, vllm_router_venv=VENV, vllm_router_secret_dir="/etc/deepseek-v4",
+                  _vllm_router_secret_env=secret_env or {})
+    values.update(extra)
+    return env.from_string(text).render(**values)
 
 
 def router(monkeypatch, forwards):
@@ -74,3 +76,18 @@ def test_the_environment_file_is_written_0600_root_only_and_never_shown():
     assert secret_file["ansible.builtin.copy"]["mode"] == "0600"
     assert secret_file["ansible.builtin.copy"]["owner"] == "root"
     assert by_name["Create the directory of the router's secret files"]["ansible.builtin.file"]["mode"] == "0700"
+
+
+@pytest.mark.parametrize("forwards", [False, True])
+def test_the_standby_unit_runs_the_standby_argv_and_is_never_enabled(monkeypatch, forwards):
+    """The standby router's unit (started only by playbooks/upgrade.yml): the plan's standby argv, the router's secret
+    file and launcher, no [Install] section (nothing enables it)."""
+    svc, plan = router(monkeypatch, forwards=forwards)
+    main = render("vllm-router.service.j2", svc, plan)
+    standby = render("vllm-router.service.j2", svc, plan, _vllm_router_argv=svc["standby"]["argv"],
+                     _vllm_router_standby=True)
+    argv = exec_start(standby)
+    assert argv[argv.index("--port") + 1] == "30001" and argv[argv.index("--prometheus-port") + 1] == "29001"
+    assert "[Install]" in main and "[Install]" not in standby and "WantedBy" not in standby
+    assert ("EnvironmentFile" in standby) == forwards == ("EnvironmentFile" in main)
+    assert exec_start(standby)[:2] == exec_start(main)[:2]

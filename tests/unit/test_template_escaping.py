@@ -14,6 +14,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 
 from ansible.parsing.dataloader import DataLoader
 from ansible.template import Templar, trust_as_template
@@ -184,7 +185,8 @@ def proxy_variables(conf_dir, **over):
               "endpoint_proxy_listen_address": "127.0.0.1", "endpoint_proxy_listen_port": 18443,
               "_endpoint_proxy_cert": "%s/selfsigned.crt" % conf_dir, "_endpoint_proxy_key": "%s/selfsigned.key" % conf_dir,
               "endpoint_proxy_client_max_body_size": "16m", "endpoint_proxy_connect_timeout": 5,
-              "endpoint_proxy_retry_timeout": 30, "endpoint_proxy_read_timeout": 600}
+              "endpoint_proxy_retry_timeout": 30, "endpoint_proxy_read_timeout": 600,
+              "endpoint_proxy_standby": "http://127.0.0.1:30001"}
     values.update(over)
     return values
 
@@ -192,6 +194,7 @@ def proxy_variables(conf_dir, **over):
 HOSTILE_PROXY = {
     "endpoint_proxy_upstream": "http://127.0.0.1:30000;\n}\nserver {\n    listen 0.0.0.0:80",
     "endpoint_proxy_fallbacks": ["http://127.0.0.1:8001 backup; server 10.9.9.9:80"],
+    "endpoint_proxy_standby": "http://127.0.0.1:30001 backup;  # the router\n    server 10.9.9.9:80",
     "endpoint_proxy_locations": ["/v1/ {\n return 200 'open'; }\n location /x"],
     "endpoint_proxy_health_location": '/health" { return 200; } location "/y',
     "endpoint_proxy_listen_address": "0.0.0.0:80 ssl;\n    listen 0.0.0.0",
@@ -215,6 +218,7 @@ def test_plain_nginx_values_are_written_as_before(tmp_path):
     conf = render(PROXY / "endpoint.conf.j2", proxy_variables(tmp_path))
     for line in ("server 127.0.0.1:30000 max_fails=1 fail_timeout=10s;  # the router",
                  "server 127.0.0.1:8001 backup max_fails=0;",
+                 "server 127.0.0.1:30001 backup max_fails=0;  # the standby router",
                  "listen 127.0.0.1:18443 ssl;", "location /v1/ {", "location = /health {",
                  "client_max_body_size 16m;", "proxy_read_timeout 600s;", "include %s/api-keys.map;" % tmp_path):
         assert "    " + line in conf.splitlines() or line in conf.splitlines(), line
@@ -240,3 +244,34 @@ def test_nginx_accepts_the_configuration_with_quoted_values(tmp_path):
     done = subprocess.run(["nginx", "-t", "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf"), "-e",
                            str(tmp_path / "error.log")], capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 0, done.stderr
+
+
+def _upgrade_marks():
+    """The regular expressions with which playbooks/upgrade.yml marks the router down and up again in the site."""
+    tasks = yaml.safe_load((ROOT / "roles" / "upgrade" / "tasks" / "router.yml").read_text())[0]
+    by_name = {t["name"]: t for t in tasks["block"] + tasks["always"]}
+    down = by_name["Mark the router down in the endpoint front"]["ansible.builtin.replace"]
+    up = by_name["Mark the router up again in the endpoint front"]["ansible.builtin.replace"]
+    return (down["regexp"], down["replace"]), (up["regexp"], up["replace"])
+
+
+def _replace(text, regexp, replacement):
+    # ansible.builtin.replace: re.MULTILINE, Python's replacement syntax.
+    return re.compile(regexp, re.MULTILINE).sub(replacement.replace("\\", "\\"), text)
+
+
+@pytest.mark.parametrize("policy", ["fallback", "retry", "fail"])
+def test_the_upgrade_marks_every_router_line_down_and_up_and_nothing_else(tmp_path, policy):
+    """While the upgrade restarts the router, the front's only servers are the standby (and the fallbacks): each line
+    of the router is marked down, and marking it up again gives back the very file."""
+    conf = render(PROXY / "endpoint.conf.j2", proxy_variables(tmp_path, endpoint_proxy_failure_policy=policy))
+    (down, down_with), (up, up_with) = _upgrade_marks()
+    marked = _replace(conf, down, down_with)
+    servers = [line.strip() for line in marked.splitlines() if line.strip().startswith("server ")]
+    router = [line for line in servers if line.endswith("# the router")]
+    assert router and all(" down;" in line for line in router), servers
+    others = [line for line in servers if not line.endswith("# the router")]
+    assert others and not any(" down" in line for line in others), servers
+    assert "server 127.0.0.1:30001 backup max_fails=0;  # the standby router" in others
+    assert _replace(marked, down, down_with) == marked  # marking twice changes nothing
+    assert _replace(marked, up, up_with) == conf

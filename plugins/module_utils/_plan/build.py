@@ -300,6 +300,8 @@ def _engine(b, slot, pools, router_host, problems):
     remote = router_host is not None and router_host["name"] != h["name"]
     bind = _bind_address(b, h, remote)
     _add_before(flags, "port", ["--host", bind, var("engine_bind_address")])  # profiles.HARDENING
+    if b.s["engine_shutdown_timeout"] and _has_flag(b, "--shutdown-timeout"):  # profiles.HARDENING
+        flags.add("--shutdown-timeout", b.s["engine_shutdown_timeout"], var("engine_shutdown_timeout"))
     overrides = [(var(o), b.s[o]) for o in rdef["overrides"]]
     merge(flags, [(var(e), b.s[e]) for e in rdef["extra"]], overrides, h["name"], problems,
           ENGINE_FIX.format(override=overrides[-1][0]))
@@ -310,6 +312,7 @@ def _engine(b, slot, pools, router_host, problems):
     reach = "http://%s:%d" % (_url_host(bind, h["address"]), ports["api"]) if remote else local
     env = _env(b, rdef, h, gpus, values, problems)
     spec = container(b, [ports["api"]] if b.topology["published"] else [])
+    spec["stop_timeout"] = _stop_timeout(flags)
     svc = service(h["name"], name, "engine", role, b.s["image"], flags.argv(), env, gpus, ports, spec, reach,
                   local + "/health", rdef["order"])
     port_vars.update(gpus=gvar, overrides=overrides[-1][0], extra=var(rdef["extra"][-1]))
@@ -317,6 +320,26 @@ def _engine(b, slot, pools, router_host, problems):
     _engine_api_key(b, svc, router_host)
     _engine_weights(b, svc, h, problems)
     return svc
+
+
+def _version(text):
+    return tuple(int(part) for part in re.findall(r"\d+", str(text or ""))[:3])
+
+
+def _has_flag(b, flag):
+    """Whether the profile's vLLM has FLAG (profiles.ENGINE_FLAGS_SINCE; an unknown version is taken as new)."""
+    since = P.ENGINE_FLAGS_SINCE.get(flag)
+    return not since or not b.s["vllm_version"] or _version(b.s["vllm_version"]) >= _version(since)
+
+
+def _stop_timeout(flags):
+    """Seconds Docker waits for a stopping engine: its own --shutdown-timeout and a margin; None (Docker's 10 s)
+    where it aborts what it serves."""
+    try:
+        drain = int(flags.get("shutdown-timeout", 0) or 0)
+    except (TypeError, ValueError):
+        drain = 0
+    return drain + P.ENGINE_STOP_MARGIN if drain > 0 else None
 
 
 def _engine_weights(b, svc, h, problems):
@@ -426,7 +449,9 @@ def _router(b, router_host, problems):
     argv = ["vllm-router"] + flags.argv()
     local = s["router_host"] if s["router_host"] not in ("0.0.0.0", "::") else "127.0.0.1"
     svc = service(router_host["name"], "%s-router" % s["name_prefix"], "router", "router", None, argv, {}, [],
-                  {"router": s["router_port"], "router_metrics": s["router_metrics_port"]}, None,
+                  {"router": s["router_port"], "router_metrics": s["router_metrics_port"],
+                   "router_standby": s["router_standby_port"],
+                   "router_standby_metrics": s["router_standby_metrics_port"]}, None,
                   "http://%s:%d" % (local, s["router_port"]), "http://%s:%d/readiness" % (local, s["router_port"]),
                   P.ORDER["router"])
     # vllm-router reads its workers only at startup: the prefills' Mooncake engine ids (GET /query on the
@@ -437,12 +462,26 @@ def _router(b, router_host, problems):
     svc["workers"] = _router_workers(argv, engines)
     b.failure_policy = _failure_policy(b, problems)
     svc["bind_address"] = s["router_host"]
-    svc.update(_flags=flags, _vars={"router": var("router_port"), "router_metrics": var("router_metrics_port")})
+    svc["standby"] = _standby(svc, argv, local, s)
+    svc.update(_flags=flags, _vars={"router": var("router_port"), "router_metrics": var("router_metrics_port"),
+                                    "router_standby": var("router_standby_port"),
+                                    "router_standby_metrics": var("router_standby_metrics_port")})
     forwards = s["router_version"] in P.ROUTER_FORWARDS_API_KEY
     # The router has no inbound authentication: it never requires the key; it sends it to the workers where it can.
     svc["api_key"] = False
     svc["secret_args"] = {P.ROUTER_API_KEY_FLAG: P.API_KEY_VARIABLE} if b.api_key and forwards else {}
     return svc
+
+
+def _standby(svc, argv, local, s):
+    """The standby router: the router's argv on the standby ports. playbooks/upgrade.yml starts it, and the endpoint
+    front passes new requests to it, while the router restarts (the router reads its workers only at startup, so it
+    restarts after each batch); it stops once the router serves again and its streams are over."""
+    ports = {"--port": s["router_standby_port"], "--prometheus-port": s["router_standby_metrics_port"]}
+    out = [str(ports[argv[i - 1]]) if i and argv[i - 1] in ports else token for i, token in enumerate(argv)]
+    out += ["--prometheus-port", str(ports["--prometheus-port"])] if "--prometheus-port" not in argv else []
+    url = "http://%s:%d" % (local, s["router_standby_port"])
+    return {"name": "%s-standby" % svc["name"], "argv": out, "url": url, "health_url": url + "/readiness"}
 
 
 def _failure_policy(b, problems):

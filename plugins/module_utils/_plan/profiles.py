@@ -84,6 +84,10 @@ SETTINGS = {
                       "its admin routes add and remove workers; expose it through a TLS proxy instead)."),
     "router_port": _s(30000, "int", "Port vllm-router serves the OpenAI API on."),
     "router_metrics_port": _s(29000, "int", "vllm-router Prometheus port."),
+    "router_standby_port": _s(30001, "int", "Port of the standby router: the same router on the same host, started "
+                              "only while playbooks/upgrade.yml restarts the router, so that the endpoint front "
+                              "passes new requests to it meanwhile."),
+    "router_standby_metrics_port": _s(29001, "int", "Prometheus port of the standby router."),
     "router_policy": _s("round_robin", "str", "vllm-router load-balancing policy.", choices="ROUTER_POLICIES"),
     "router_extra_args": _s([], "list", "Extra vllm-router flags; flags the plan manages are refused.",
                             elements="str"),
@@ -124,6 +128,11 @@ SETTINGS = {
                             "--privileged) or rdma_devices (no --privileged: the /dev/infiniband devices, the IPC_LOCK "
                             "capability and an unlimited memlock ulimit, where the engines move KV over RDMA or span "
                             "nodes).", choices=["privileged", "rdma_devices"]),
+    "engine_shutdown_timeout": _s(600, "int", "Seconds an engine answers what it serves after it is asked to stop "
+                                  "(vLLM --shutdown-timeout, from 0.18.0: new requests are refused, those in flight "
+                                  "finish); longer than the longest answer you allow. Its container's stop timeout is "
+                                  "30 s more, so Docker never kills a draining engine. 0: vLLM's default (abort what "
+                                  "is in flight).", minimum=0, maximum=86400),
     "extra_engine_args": _s([], "list", "Extra vllm serve flags for every engine, e.g. ['--max-num-seqs', '16'] "
                             "where not managed; to change a managed flag use the *_flag_overrides settings.",
                             elements="str"),
@@ -528,10 +537,17 @@ HARDENING = {
                      "circuit breaker; a 5 s health check instead of 60 s)" % setting
                for flag, setting, _scale in ROUTER_RESILIENCE},
     "engine": {"--host": "the engine listens on the address the plan gives it (loopback on one host, the host's "
-                         "address where another host reaches it), not on every interface (vLLM's default)"},
+                         "address where another host reaches it), not on every interface (vLLM's default)",
+               "--shutdown-timeout": "a stopped engine (an upgrade, a teardown, a node going down) finishes the "
+                                     "requests it serves instead of aborting them (plan_engine_shutdown_timeout; the "
+                                     "container's stop timeout is 30 s longer)"},
     "lmcache": {"--http-host": "the LMCache HTTP API (/env shows the environment, POST /run_script runs code) on "
                                "loopback; some LMCache versions default to 0.0.0.0"},
 }
+# Engine flags that a vLLM version has only from the version named (the plan leaves them out of older images).
+ENGINE_FLAGS_SINCE = {"--shutdown-timeout": "0.18.0"}
+# Seconds Docker waits beyond the engine's own --shutdown-timeout before it kills a stopping container.
+ENGINE_STOP_MARGIN = 30
 # What the plan adds to the recipes' engines so that every engine serves the weights hf_cache verified: the environment
 # (plan_hf_offline, default true) and the flag vllm_engine adds at run time (the printed command shows it; argv does
 # not carry it: the commit a branch names is known once hf_cache ran). The golden tests remove exactly these too.

@@ -88,14 +88,20 @@ def _run_time_args(svc):
     return [weights["revision_flag"], weights["revision"] or P.DEFAULT_REVISION] if weights else []
 
 
+def _readiness(health_url, serves):
+    base = health_url.rsplit("/", 1)[0]
+    return {"health": health_url, "models": base + "/v1/models" if serves else None,
+            "completion": base + "/v1/completions" if serves else None}
+
+
 def _finish_service(svc):
     svc["args"] = svc["argv"][len(svc["entrypoint"] or []):]
-    base = svc["health_url"].rsplit("/", 1)[0]
     # Engines and the router serve the OpenAI API: ready means a listed model and one real completion (the
     # router's /readiness said ready while every request through it failed).
     serves = svc["kind"] in SERVES_OPENAI_API
-    svc["readiness"] = {"health": svc["health_url"], "models": base + "/v1/models" if serves else None,
-                        "completion": base + "/v1/completions" if serves else None}
+    svc["readiness"] = _readiness(svc["health_url"], serves)
+    if svc.get("standby"):
+        svc["standby"]["readiness"] = _readiness(svc["standby"]["health_url"], serves)
     c = svc["container"]
     if c is not None:
         # Docker ignores published ports on the host network: the recipe's -p stays in the printed command only.
@@ -236,7 +242,8 @@ def plan(b):
                     "shared_dir": s["shared_dir"] or None if b.topology["shared"] else None},
         "transfer": _transfer(b, services),
         "endpoint": dict({"host": target["host"], "service": target["name"],
-                          "url": target["health_url"].rsplit("/", 1)[0]},
+                          "url": target["health_url"].rsplit("/", 1)[0],
+                          "standby": (target.get("standby") or {}).get("url")},
                          **(b.failure_policy or {"policy": "fail", "fallbacks": []})),
         "api_key": _api_key(b, services), "image_digest": _digest(s["image"]),
         "warnings": list(b.warnings), "hosts": hosts, "services": services,

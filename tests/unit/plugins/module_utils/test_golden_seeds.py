@@ -152,7 +152,8 @@ def test_seed_fixtures_are_the_source_documents():
 def test_hardening_is_the_only_difference_and_each_addition_says_why():
     """The hardening table is small and explained: a plan with default settings differs from the source documents
     only by these flags (README, Security)."""
-    assert HARDENING == {"engine": {"--host": HARDENING["engine"]["--host"]},
+    assert HARDENING == {"engine": {"--host": HARDENING["engine"]["--host"],
+                                    "--shutdown-timeout": HARDENING["engine"]["--shutdown-timeout"]},
                          "lmcache": {"--http-host": HARDENING["lmcache"]["--http-host"]},
                          "router": {flag: HARDENING["router"][flag] for flag, _s, _scale in ROUTER_RESILIENCE}}
     assert all(len(why) > 40 for flags in HARDENING.values() for why in flags.values())

@@ -82,3 +82,53 @@ def test_topologies_without_a_router_have_no_front_policy():
     for topology in sorted(set(HOSTS) - set(ROUTED)):
         endpoint = build_plan({"topology": topology}, HOSTS[topology])["endpoint"]
         assert endpoint["policy"] == "fail" and endpoint["fallbacks"] == [], topology
+
+
+@pytest.mark.parametrize("topology", ROUTED)
+def test_standby_router_is_the_router_on_its_own_ports(topology):
+    for settings in ({}, {"router_standby_port": 31001, "router_metrics_port": 29100,
+                          "router_standby_metrics_port": 29101}):
+        plan = build_plan(dict(settings, topology=topology), HOSTS[topology])
+        (router,) = [s for s in plan["services"] if s["kind"] == "router"]
+        standby = router["standby"]
+        port = settings.get("router_standby_port", 30001)
+        metrics = settings.get("router_standby_metrics_port", 29001)
+        assert standby["name"] == router["name"] + "-standby"
+        assert flag_value(standby["argv"], "--port") == str(port)
+        assert flag_value(standby["argv"], "--prometheus-port") == str(metrics)
+        # Every other token is the router's own: the same workers, policy and resilience options.
+        rest = [t for i, t in enumerate(standby["argv"])
+                if t not in ("--port", "--prometheus-port") and standby["argv"][i - 1] not in ("--port",
+                                                                                             "--prometheus-port")]
+        mine = [t for i, t in enumerate(router["argv"])
+                if t not in ("--port", "--prometheus-port") and router["argv"][i - 1] not in ("--port",
+                                                                                            "--prometheus-port")]
+        assert rest == mine
+        assert standby["url"] == "http://127.0.0.1:%d" % port
+        assert standby["readiness"]["completion"] == "http://127.0.0.1:%d/v1/completions" % port
+        assert plan["endpoint"]["standby"] == standby["url"]
+        host_ports = {p["name"]: p["first"] for p in plan["hosts"][router["host"]]["ports"]}
+        assert (host_ports["router_standby"], host_ports["router_standby_metrics"]) == (port, metrics)
+
+
+def test_standby_port_taken_by_the_router_is_refused():
+    with pytest.raises(PlanError) as err:
+        build_plan({"topology": "h200_pd", "router_standby_port": 30000}, HOSTS["h200_pd"])
+    assert "plan_router_standby_port" in str(err.value)
+
+
+@pytest.mark.parametrize("topology", sorted(HOSTS))
+def test_engines_drain_on_stop_where_their_vllm_can(topology):
+    """Every engine gets vLLM's --shutdown-timeout (plan_engine_shutdown_timeout) and a container stop timeout 30 s
+    longer; a profile whose vLLM predates the flag (0.18.0) gets neither, and 0 keeps vLLM's abort."""
+    for settings, drain in (({}, 600), ({"engine_shutdown_timeout": 120}, 120), ({"engine_shutdown_timeout": 0}, None),
+                            ({"vllm_version": "0.17.1"}, None)):
+        plan = build_plan(dict(settings, topology=topology), HOSTS[topology])
+        engines = [s for s in plan["services"] if s["kind"] == "engine"]
+        assert engines
+        for svc in engines:
+            if drain is None:
+                assert "--shutdown-timeout" not in svc["argv"] and svc["container"]["stop_timeout"] is None
+            else:
+                assert flag_value(svc["argv"], "--shutdown-timeout") == str(drain)
+                assert svc["container"]["stop_timeout"] == drain + 30
