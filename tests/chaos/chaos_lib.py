@@ -116,8 +116,8 @@ class Services:
         if "container" in spec:
             out = sh("docker", "inspect", "-f", "{{.Id}} {{.State.StartedAt}} {{.RestartCount}}", spec["container"])
             return out.stdout.strip() or "absent"
-        out = sh("docker", "exec", self.node, "systemctl", "show", "-p", "MainPID,ExecMainStartTimestamp",
-                 spec["unit"])
+        out = sh("docker", "exec", spec.get("node", self.node), "systemctl", "show", "-p",
+                 "MainPID,ExecMainStartTimestamp", spec["unit"])
         return " ".join(out.stdout.split()) or "absent"
 
     def identities(self) -> dict:
@@ -130,7 +130,14 @@ class Services:
             assert pid and pid != "0", "%s is not running" % name
             sh("kill", "-9", pid)
         else:
-            sh("docker", "exec", self.node, "systemctl", "kill", "-s", "KILL", spec["unit"])
+            sh("docker", "exec", spec.get("node", self.node), "systemctl", "kill", "-s", "KILL", spec["unit"])
+
+    def lose_host(self, node: str) -> None:
+        """The host dies: its node container is killed, and the engine containers in its namespace go with it."""
+        engines = sh("docker", "ps", "-a", "--format", "{{.Names}}", "--filter", "name=^%s\\." % node).stdout.split()
+        assert sh("docker", "kill", node).returncode == 0, "%s is not running" % node
+        for name in engines:
+            sh("docker", "rm", "-f", name)
 
     def pause(self, name: str, seconds: float) -> None:
         container = self.table[name]["container"]

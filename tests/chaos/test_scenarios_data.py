@@ -14,14 +14,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import chaos_lib as C  # noqa: E402  pylint: disable=wrong-import-position
 
 SPEC = yaml.safe_load((Path(__file__).with_name("scenarios.yml")).read_text())
-EVENTS = {"wait", "kill", "pause", "restart_docker", "restart_node", "wait_recovered", "wait_settled", "upgrade"}
+EVENTS = {"wait", "kill", "pause", "restart_docker", "restart_node", "wait_recovered", "wait_settled", "upgrade",
+          "lose_host"}
 CHECKS = {"max_failed", "max_failed_percent", "min_completed", "max_recovery_s", "not_restarted", "max_streams_cut",
           "max_failed_unstreamed"}
 
 
 @pytest.mark.parametrize("scenario", SPEC["scenarios"], ids=[s["id"] for s in SPEC["scenarios"]])
 def test_scenario_is_understood(scenario):
-    services = SPEC["rehearsals"][scenario["rehearsal"]]["services"]
+    rehearsal = SPEC["rehearsals"][scenario["rehearsal"]]
+    services = rehearsal["services"]
+    assert {"topology", "endpoint", "node", "guards", "services"} <= set(rehearsal)
     assert scenario["why"] and scenario["checks"]
     for event in scenario["events"]:
         (kind,) = set(event) - {"seconds", "max_num_seqs"}
@@ -32,6 +35,8 @@ def test_scenario_is_understood(scenario):
             assert event["upgrade"] in ("prefill", "decode"), event
         if kind == "pause":
             assert "container" in services[event["pause"]] and event["seconds"] > 0
+        if kind == "lose_host":
+            assert event["lose_host"] in rehearsal.get("hosts", {}), event
     assert set(scenario["checks"]) <= CHECKS
     assert set(scenario["checks"].get("not_restarted", [])) <= set(services)
     if "max_recovery_s" in scenario["checks"]:
@@ -41,7 +46,11 @@ def test_scenario_is_understood(scenario):
 def test_the_goal_scenarios_are_there():
     ids = {s["id"] for s in SPEC["scenarios"]}
     assert {"engine-stall", "router-kill", "prefill-kill", "decode-kill", "upgrade-decode", "upgrade-prefill",
-            "node-restart", "docker-restart"} <= ids
+            "node-restart", "docker-restart", "gb200-upgrade-decode", "gb200-upgrade-prefill",
+            "gb200-prefill-tray-lost"} <= ids
+    # One rollout per rehearsal: a rehearsal's scenarios follow each other.
+    order = [s["rehearsal"] for s in SPEC["scenarios"]]
+    assert order == sorted(order, key=order.index)
 
 
 def _outcome(oks, streamed=False, first=True, restarted=(), recovery=5.0):
