@@ -124,10 +124,11 @@ SETTINGS = {
     "lmcache_extra_args": _s([], "list", "Extra lmcache server flags; managed flags are refused.", elements="str"),
     "lmcache_memory_headroom_gb": _s(32, "int", "Host memory in GB a host keeps beyond the L1 caches of its LMCache "
                                      "servers: gpu_preflight needs MemTotal >= their --l1-size-gb summed + this."),
-    "engine_privileges": _s("privileged", "str", "How engine containers reach RDMA: privileged (the recipe's "
-                            "--privileged) or rdma_devices (no --privileged: the /dev/infiniband devices, the IPC_LOCK "
-                            "capability and an unlimited memlock ulimit, where the engines move KV over RDMA or span "
-                            "nodes).", choices=["privileged", "rdma_devices"]),
+    "engine_privileges": _s("rdma_devices", "str", "How engine containers reach RDMA: rdma_devices (the default: "
+                            "no --privileged; the /dev/infiniband devices, the IPC_LOCK capability and an unlimited "
+                            "memlock ulimit where the engines move KV over RDMA or span nodes, nothing more elsewhere) "
+                            "or privileged (the recipe's --privileged: every device and capability of the host; the "
+                            "plan warns).", choices=["privileged", "rdma_devices"]),
     "engine_shutdown_timeout": _s(600, "int", "Seconds an engine answers what it serves after it is asked to stop "
                                   "(vLLM --shutdown-timeout, from 0.18.0: new requests are refused, those in flight "
                                   "finish); longer than the longest answer you allow. Its container's stop timeout is "
@@ -548,6 +549,16 @@ HARDENING = {
 ENGINE_FLAGS_SINCE = {"--shutdown-timeout": "0.18.0"}
 # Seconds Docker waits beyond the engine's own --shutdown-timeout before it kills a stopping container.
 ENGINE_STOP_MARGIN = 30
+# What the plan changes in the recipes' engine containers (plan_engine_privileges: rdma_devices, the default): the
+# recipe's --privileged gives way to the options RDMA needs (where the engines use it: the devices, the capability and
+# the memlock ulimit of RDMA_DEVICE/RDMA_CAPABILITIES/RDMA_ULIMITS). The golden tests put --privileged back in place
+# of exactly these options.
+HARDENING_CONTAINER = {
+    "engine": {"--privileged": "least privilege: the engine container gets the RDMA devices, IPC_LOCK and an "
+                               "unlimited memlock where it moves KV over RDMA or spans nodes, and nothing more "
+                               "(plan_engine_privileges: privileged restores the recipe's --privileged, with a "
+                               "warning)"},
+}
 # What the plan adds to the recipes' engines so that every engine serves the weights hf_cache verified: the environment
 # (plan_hf_offline, default true) and the flag vllm_engine adds at run time (the printed command shows it; argv does
 # not carry it: the commit a branch names is known once hf_cache ran). The golden tests remove exactly these too.

@@ -614,6 +614,13 @@ def exposure_warnings(b):
             b.warnings.append("plan_router_host %r: vllm-router has no inbound authentication and its admin routes "
                               "(/add_worker, /remove_worker, /workers) answer whoever reaches the port; keep it on "
                               "127.0.0.1 and expose it through a TLS proxy." % svc["bind_address"])
+    privileged = sorted({"%s on %s" % (x["name"], x["host"]) for x in b.services
+                         if (x.get("container") or {}).get("privileged")})
+    if privileged:
+        b.warnings.append("plan_engine_privileges is privileged: %s run%s with --privileged (the recipe's), every "
+                          "device and capability of the host; rdma_devices (the default) gives what RDMA needs only "
+                          "(/dev/infiniband, IPC_LOCK, memlock)." % (", ".join(privileged),
+                                                                     "s" if len(privileged) == 1 else ""))
     fronted = [x["name"] for x in b.engines if b.api_key and not x["api_key"]]
     if fronted:
         where = [x for x in b.engines if x["name"] in fronted and x["_remote"]]

@@ -21,6 +21,9 @@ from ansible_collections.inference.deepseek_v4.plugins.module_utils._plan.profil
     HARDENING_ENV,
     HARDENING_RUN_TIME,
 )
+from ansible_collections.inference.deepseek_v4.tests.unit.plugins.module_utils.test_golden_seeds import (
+    with_recipe_privileges,
+)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))))
 
@@ -60,7 +63,7 @@ def without_hardening(tokens, command=False):
         assert tokens.count(flag) == 1, flag
         at = tokens.index(flag)
         del tokens[at - (flag in env):at + 2 - (flag in env)]
-    return tokens
+    return with_recipe_privileges("engine", tokens) if command else tokens
 
 
 def inventory_settings():

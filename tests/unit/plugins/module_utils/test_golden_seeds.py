@@ -66,6 +66,29 @@ def without_hardening(kind, tokens, command=False):
         assert tokens.count(flag) == 1, "hardening %s of %s missing or repeated" % (flag, kind)
         at = tokens.index(flag) - (flag in env)
         del tokens[at:at + 2]
+    return with_recipe_privileges(kind, tokens) if command else tokens
+
+
+def rdma_options():
+    """The docker run options plan_engine_privileges: rdma_devices gives an engine that uses RDMA."""
+    from ansible_collections.inference.deepseek_v4.plugins.module_utils._plan import profiles as P
+    return ([["--device", "%s:%s" % (P.RDMA_DEVICE, P.RDMA_DEVICE)]] + [["--cap-add", c] for c in P.RDMA_CAPABILITIES]
+            + [["--ulimit", u.replace(":", "=", 1)] for u in P.RDMA_ULIMITS])
+
+
+def with_recipe_privileges(kind, tokens):
+    """A printed command with the least-privilege options (profiles.HARDENING_CONTAINER) turned back into the
+    recipe's --privileged, right before --ipc as the recipes write it: each option must be there once."""
+    from ansible_collections.inference.deepseek_v4.plugins.module_utils._plan import profiles as P
+    if "--privileged" not in P.HARDENING_CONTAINER.get(kind, {}) or "--privileged" in tokens:
+        return tokens
+    tokens = list(tokens)
+    for option in rdma_options():
+        pairs = [i for i in range(len(tokens) - 1) if tokens[i:i + 2] == option]
+        assert len(pairs) == 1, "least-privilege option %s of %s missing or repeated" % (" ".join(option), kind)
+        del tokens[pairs[0]:pairs[0] + 2]
+    ipc = next(i for i, token in enumerate(tokens) if token.startswith("--ipc"))
+    tokens.insert(ipc, "--privileged")
     return tokens
 
 

@@ -111,6 +111,8 @@ def test_a_managed_dp_flag_changed_against_the_gpus_is_refused():
 
 
 def test_gb200_trays_mount_the_imex_channels():
+    imex, rdma = "/dev/nvidia-caps-imex-channels:/dev/nvidia-caps-imex-channels", "/dev/infiniband:/dev/infiniband"
     for svc in plan(nodes(2), hardware="gb200")["services"]:
-        assert svc["container"]["devices"] == ["/dev/nvidia-caps-imex-channels:/dev/nvidia-caps-imex-channels"]
-    assert all(s["container"]["devices"] == [] for s in plan(nodes(2))["services"])
+        assert svc["container"]["devices"] == [imex, rdma]
+    # The engines span nodes: the RDMA devices (plan_engine_privileges: rdma_devices, the default), no IMEX on H200.
+    assert all(s["container"]["devices"] == [rdma] for s in plan(nodes(2))["services"])

@@ -235,11 +235,18 @@ def test_a_token_shaped_value_is_hidden_wherever_a_problem_shows_it():
 
 
 # ------------------------------------------------------------------------------------------------ RDMA privileges
-def test_privileged_by_default_as_the_recipe():
+def test_least_privilege_by_default_and_privileged_only_when_asked_with_a_warning():
     plan = build_plan({"topology": "h200_pd"}, ONE_HOST_PD)
     engine = plan["services"][0]
+    assert engine["container"]["privileged"] is False and engine["container"]["cap_add"] == ["IPC_LOCK"]
+    assert "--privileged" not in engine["command"]
+    assert not [w for w in plan["warnings"] if "--privileged" in w]
+    asked = build_plan({"topology": "h200_pd", "engine_privileges": "privileged"}, ONE_HOST_PD)
+    engine = asked["services"][0]
     assert engine["container"]["privileged"] is True and engine["container"]["cap_add"] == []
     assert "--privileged" in engine["command"]
+    (warning,) = [w for w in asked["warnings"] if "--privileged" in w]
+    assert "plan_engine_privileges is privileged" in warning and "deepseek-v4-prefill on" in warning
 
 
 def test_rdma_devices_instead_of_privileged_where_rdma_is_used():
