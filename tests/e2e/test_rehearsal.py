@@ -70,6 +70,24 @@ def assert_rdma_without_privileged(out):
         assert _run(["docker", "exec", name, "test", "-c", "/dev/infiniband/uverbs0"]).returncode == 0, name
 
 
+def assert_hardened_units():
+    """The router runs as its own user, the guard as root, neither can gain privileges or hold capabilities; the
+    router's standby unit exists, disabled and stopped (the upgrade starts it)."""
+    def props(unit):
+        out = _run(["docker", "exec", NODE, "systemctl", "show", "-p",
+                    "User,NoNewPrivileges,CapabilityBoundingSet,MainPID,UnitFileState,ActiveState", unit]).stdout
+        return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+    router, guard = props(ROUTER_UNIT), props("deepseek-v4-guard.service")
+    assert router["User"] == "deepseek-v4-router" and router["NoNewPrivileges"] == "yes", router
+    assert router["CapabilityBoundingSet"] == "", router
+    owner = _run(["docker", "exec", NODE, "ps", "-o", "user=", "-p", router["MainPID"]]).stdout.strip()
+    assert owner == "deepseek-v4-router", owner
+    assert guard["NoNewPrivileges"] == "yes" and guard["CapabilityBoundingSet"] == "cap_dac_override", guard
+    assert guard["ActiveState"] == "active", guard
+    standby = props(ROUTER_UNIT.replace(".service", "-standby.service"))
+    assert standby["ActiveState"] == "inactive" and standby["UnitFileState"] in ("static", "disabled"), standby
+
+
 def node_path_exists(path):
     return _run(["docker", "exec", NODE, "test", "-e", path]).returncode == 0
 
@@ -143,6 +161,7 @@ def test_rehearsal_rollout_rerun_change_teardown(clean_rehearsal):
     prefill_id, decode_id = container_id(PREFILL), container_id(DECODE)
     assert prefill_id and decode_id
     assert_rdma_without_privileged(out)
+    assert_hardened_units()
 
     # 2. A second run changes nothing.
     out = timed_rehearse(timings, "no-op re-run")

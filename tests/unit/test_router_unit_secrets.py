@@ -91,3 +91,21 @@ def test_the_standby_unit_runs_the_standby_argv_and_is_never_enabled(monkeypatch
     assert "[Install]" in main and "[Install]" not in standby and "WantedBy" not in standby
     assert ("EnvironmentFile" in standby) == forwards == ("EnvironmentFile" in main)
     assert exec_start(standby)[:2] == exec_start(main)[:2]
+
+
+def test_the_unit_is_hardened_from_the_role_defaults(monkeypatch):
+    """The role's hardening table, user and sandboxing become directives; a newline in a value cannot add one."""
+    defaults = yaml.safe_load((ROLE / "defaults" / "main.yml").read_text())
+    svc, plan = router(monkeypatch, forwards=False)
+    unit = render("vllm-router.service.j2", svc, plan, vllm_router_user=defaults["vllm_router_user"],
+                  vllm_router_unit_hardening=dict(defaults["vllm_router_unit_hardening"],
+                                                  UMask="0077\nExecStartPre=/bin/sh"),
+                  vllm_router_unit_sandboxing=True)
+    lines = unit.splitlines()
+    for line in ("User=deepseek-v4-router", "NoNewPrivileges=yes", "CapabilityBoundingSet=", "ProtectSystem=strict",
+                 "PrivateTmp=yes", "ProtectHome=yes", "SystemCallArchitectures=native"):
+        assert line in lines, line
+    assert not [x for x in lines if x.startswith("ExecStartPre")]
+    bare = render("vllm-router.service.j2", svc, plan, vllm_router_user="", vllm_router_unit_hardening={},
+                  vllm_router_unit_sandboxing=False)
+    assert "User=" not in bare and "ProtectSystem" not in bare

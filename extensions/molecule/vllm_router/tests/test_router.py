@@ -29,3 +29,16 @@ def test_pinned_router_in_venv(host):
 def test_router_listening_and_ready(host):
     assert host.socket("tcp://127.0.0.1:30000").is_listening
     assert host.run("python3 -c \"import urllib.request as u; print(u.urlopen('http://127.0.0.1:30000/readiness').status)\"").stdout.strip() == "200"
+
+
+def test_router_runs_as_its_own_user_without_privileges(host):
+    """The hardened unit: its own system user, no new privileges, no capabilities; the standby's unit the same."""
+    show = host.check_output("systemctl show -p User,NoNewPrivileges,CapabilityBoundingSet,MainPID deepseek-v4-router")
+    props = dict(line.split("=", 1) for line in show.splitlines())
+    assert props["User"] == "deepseek-v4-router" and props["NoNewPrivileges"] == "yes"
+    assert props["CapabilityBoundingSet"] == ""
+    owner = host.check_output("ps -o user= -p %s" % props["MainPID"]).strip()
+    assert owner == "deepseek-v4-router"
+    assert host.check_output("grep -c '^NoNewPrivileges=yes$' /etc/systemd/system/deepseek-v4-router-standby.service") == "1"
+    standby = host.service("deepseek-v4-router-standby")
+    assert not standby.is_enabled and not standby.is_running
