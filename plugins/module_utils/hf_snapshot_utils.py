@@ -31,6 +31,7 @@ import shutil
 import stat
 import traceback
 import uuid
+from urllib.parse import urlsplit
 
 COMMIT_RE = re.compile(r"^[0-9a-f]{40}$")
 VERIFY_LEVELS = {"none": 0, "size": 1, "sha256": 2}
@@ -140,6 +141,25 @@ class HubClient(object):
             return self._hub.snapshot_download(
                 repo_id=repo_id, repo_type="model", revision=commit, cache_dir=hub_dir, endpoint=self.endpoint,
                 token=self.token, allow_patterns=allow_patterns, max_workers=max_workers)
+
+    def resume(self, repo_id, commit, remote, partial, hub_dir):
+        """Finish ``partial`` (the first bytes of ``remote``, left by an interrupted run) from where it stops: the
+        file's URL and its redirect as huggingface_hub resolves them, then ``http_get`` with HTTP Range."""
+        from huggingface_hub import get_hf_file_metadata, hf_hub_url
+        from huggingface_hub.file_download import http_get
+        from huggingface_hub.utils import build_hf_headers
+
+        url = hf_hub_url(repo_id, remote.path, revision=commit, endpoint=self.endpoint)
+        with _hub_errors(self, repo_id, commit, hub_dir):
+            location = get_hf_file_metadata(url, token=self.token, endpoint=self.endpoint).location or url
+            headers = build_hf_headers(token=self.token)
+            if urlsplit(location).netloc != urlsplit(url).netloc:
+                # The bytes come from another origin (the CDN): the token stays with the Hub.
+                headers = dict((k, v) for k, v in headers.items() if k.lower() != "authorization")
+            with open(partial, "r+b") as handle:
+                handle.seek(0, os.SEEK_END)
+                http_get(location, handle, resume_size=handle.tell(), headers=headers, expected_size=remote.size,
+                         displayed_filename=remote.path)
 
     def cached_listing(self, repo_id, commit, hub_dir):
         """The tree listing huggingface_hub cached on disk for ``commit`` (no network), or ``None``."""
@@ -642,6 +662,9 @@ class _Run(object):
         # _plan_transfer: where the missing bytes come from and the report of it.
         self.blob_ready = self.to_fetch = self.from_network = None
         self.mirror = self.report = None
+        # Progress of the transfer (module_utils._progress.Reporter), or None; files resumed from a partial.
+        self.reporter = None
+        self.resumed = []
 
 
 def _normalize(params):
@@ -730,6 +753,76 @@ def _disk_error(run, need, free, margin, probe):
         files_to_download=[r.path for r in run.from_network])
 
 
+def partials(layout):
+    """{etag: [(size, mtime, path), ...]} of the partial files huggingface_hub left in the blobs folder
+    (``<etag>.incomplete`` or ``<etag>.<id>.incomplete``), largest first."""
+    found = {}
+    try:
+        names = os.listdir(layout.blobs)
+    except OSError:
+        return found
+    for name in names:
+        if not name.endswith(".incomplete"):
+            continue
+        path = os.path.join(layout.blobs, name)
+        try:
+            st = os.stat(path)
+        except OSError:
+            continue
+        found.setdefault(name.split(".", 1)[0], []).append((st.st_size, st.st_mtime, path))
+    for entries in found.values():
+        entries.sort(reverse=True)
+    return found
+
+
+def sampler(layout, expected):
+    """A function that measures the transfer from the cache alone: bytes of the selected files complete (their
+    blobs) or partly there (the partial files), of the total the Hub listed; the file whose bytes moved last."""
+    by_etag = dict((r.etag, r) for r in expected.values() if r.etag)
+    total = sum(r.size for r in expected.values())
+
+    def sample():
+        done, newest, item = 0, -1.0, None
+        parts = partials(layout)
+        for etag, remote in by_etag.items():
+            st = _stat(layout.blob(etag))
+            if st is not None:
+                done += min(st[0], remote.size)
+                continue
+            if etag in parts:
+                size, mtime, _path = parts[etag][0]
+                done += min(size, remote.size)
+                if mtime > newest:
+                    newest, item = mtime, remote.path
+        return {"done": done, "total": total, "item": item}
+
+    return sample
+
+
+def _resume_partials(run, client):
+    """Files an interrupted run left partly fetched resume where they stop (HTTP Range) instead of starting over:
+    huggingface_hub resumes within a run only, and a run that is killed (a stall, the async time limit, a reboot)
+    leaves its partial file behind. Returns [{file, from_bytes}]."""
+    layout, resumed = run.layout, []
+    found = partials(layout)
+    for remote in run.from_network:
+        entries = found.get(remote.etag or "", [])
+        usable = [e for e in entries if 0 < e[0] <= remote.size]
+        if not entries or _stat(layout.blob(remote.etag)) is not None:
+            continue
+        # The largest usable partial goes on; the others (empty, too large, older) are of no use any more.
+        for _size, _mtime, other in entries:
+            if not usable or other != usable[0][2]:
+                os.unlink(other)
+        if not usable:
+            continue
+        size, _mtime, partial = usable[0]
+        client.resume(layout.repo_id, run.commit, remote, partial, layout.hub_dir)
+        os.rename(partial, layout.blob(remote.etag))
+        resumed.append({"file": remote.path, "from_bytes": size})
+    return resumed
+
+
 def _transfer(run, client):
     """Repair, link from the mirror, download, record the ref. Returns the paths placed from the mirror."""
     layout, commit, expected, params = run.layout, run.commit, run.expected, run.params
@@ -740,6 +833,9 @@ def _transfer(run, client):
     for path in sorted(run.mirror):
         place_from_mirror(layout, commit, expected[path], run.mirror[path])
         mirrored.append(path)
+    if run.reporter is not None:
+        run.reporter.transfer(sampler(layout, expected))
+    run.resumed = _resume_partials(run, client)
     if run.from_network or run.blob_ready or not os.path.isdir(layout.snapshot(commit)):
         client.download(layout.repo_id, commit, layout.hub_dir, params["allow_patterns"],
                         int(params.get("max_workers") or 8))
@@ -783,6 +879,8 @@ def _from_hub(run, listing, client, check_mode, token_changed):
         return _result(run.layout, run.commit, run.selected, run.expected, changed=changed,
                        would_repair=sorted(run.corrupt), **run.report)
     mirrored = _transfer(run, client)
+    if run.reporter is not None:
+        run.reporter.set_phase("verifying")
     shards = _verify(run)
     result = _result(run.layout, run.commit, run.selected, run.expected, changed=changed, shards=shards,
                      source="hub", **run.report)
@@ -791,15 +889,17 @@ def _from_hub(run, listing, client, check_mode, token_changed):
         "bytes_downloaded": sum(r.size for r in run.from_network),
         "files_from_mirror": mirrored,
         "repaired": sorted(run.corrupt),
+        "resumed": run.resumed,
     })
     return result
 
 
-def provision(params, check_mode=False, client=None):
+def provision(params, check_mode=False, client=None, reporter=None):
     """Provision ``params['repo_id']`` into ``params['cache_dir']``; returns the module result (a dict).
 
     params: repo_id, revision, cache_dir, token, endpoint, allow_patterns, mirror_dir, min_free_bytes, verify,
-    offline_ok, download, repair, max_workers, store_token.
+    offline_ok, download, repair, max_workers, store_token. ``reporter``: a module_utils._progress.Reporter that
+    samples the cache while the bytes move (progress file, stall watch), or None.
 
     Local state first: a verified, complete snapshot means no network I/O at all. Otherwise the revision is
     resolved on the Hub (falling back on the local snapshot when the Hub is unreachable and offline_ok is set),
@@ -820,6 +920,8 @@ def provision(params, check_mode=False, client=None):
         except HubUnreachable as exc:
             result = _offline(layout, params, level, exc)
         else:
-            return _from_hub(_Run(layout, params, level, commit), listing, client, check_mode, token_changed)
+            run = _Run(layout, params, level, commit)
+            run.reporter = reporter
+            return _from_hub(run, listing, client, check_mode, token_changed)
     result["changed"] = token_changed
     return result

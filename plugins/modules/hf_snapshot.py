@@ -24,8 +24,14 @@ description:
   - Otherwise the file list and sizes are read from the Hub API before any byte is fetched, and the module fails
     when the filesystem holding O(cache_dir) cannot take what is still missing plus O(min_free_bytes).
   - Files already complete are never fetched again. C(huggingface_hub) resumes an interrupted transfer within a run
-    (HTTP Range); a partial file left by a killed run is discarded by C(huggingface_hub) 2.x and that one file is
-    fetched again on the next run.
+    (HTTP Range). A run that ends without cleaning up (a stall, see O(stall_timeout); the C(async) time limit; a
+    killed process or a reboot) leaves its partial file (C(blobs/<etag>.<id>.incomplete)); the next run resumes it
+    from where it stops (C(huggingface_hub)'s C(http_get) with HTTP Range) instead of fetching that file again. A
+    run that C(huggingface_hub) itself ends after its retries removes its partial files.
+  - With O(progress_file), the module rewrites that small JSON file every second while the bytes move (bytes of the
+    selected files in the cache, complete blobs plus partial files, of the total the Hub lists; the rate of the last
+    30 s; the file that moves), for a play that runs the module in the background (C(async), C(poll=0)) and follows
+    it with M(inference.deepseek_v4.async_progress).
   - After the transfer every selected file is checked against the size the Hub lists (and with O(verify=sha256)
     against its LFS sha256, or git blob id for small files), and every shard named in the C(weight_map) of
     C(model.safetensors.index.json) must be present. Corrupted or truncated files are reported by name and, with
@@ -105,6 +111,19 @@ options:
         containers finds it.
     type: bool
     default: false
+  progress_file:
+    description:
+      - Path of the progress file (JSON, rewritten atomically every second during the transfer); its directory is
+        created. Not written when unset.
+    type: path
+  stall_timeout:
+    description:
+      - Seconds without a new byte in the cache, during the transfer, after which the module stops and fails naming
+        the file that stalled and the fix. The partial file stays, so that the next run resumes it. V(0) never stops.
+      - When set, C(huggingface_hub)'s read timeout (E(HF_HUB_DOWNLOAD_TIMEOUT), unless the environment sets it) is
+        made longer than this, so that a stall is decided here and its partial file kept.
+    type: int
+    default: 0
 extends_documentation_fragment:
   - inference.deepseek_v4._attributes
   - inference.deepseek_v4._attributes.target_module
@@ -254,10 +273,29 @@ free_bytes:
   description: Free bytes found when the free-space check failed.
   returned: failure of the free-space check
   type: int
+resumed:
+  description: Files finished from the partial file an interrupted run left, with the bytes that were already there.
+  returned: when the Hub was contacted, except in check mode
+  type: list
+  elements: dict
+  sample: [{file: model-00007-of-00046.safetensors, from_bytes: 1073741824}]
+stalled:
+  description: The transfer stalled (no new byte for O(stall_timeout) seconds); the module stopped.
+  returned: failure by a stall
+  type: bool
+progress:
+  description: The last state of the progress file when the transfer stalled (C(done), C(total), C(item), C(idle)).
+  returned: failure by a stall
+  type: dict
 """
+
+import os
+import socket
+import sys
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
+from ansible_collections.inference.deepseek_v4.plugins.module_utils._progress import Reporter, human_bytes
 from ansible_collections.inference.deepseek_v4.plugins.module_utils.hf_snapshot_utils import (
     SnapshotError,
     hub_import_error,
@@ -278,6 +316,32 @@ def _scrub(value, secret):
     return value
 
 
+def _stall_handler(module):
+    """What the progress thread calls when no byte arrived for stall_timeout seconds: fail the module with the file
+    that stalled and the fix, and end the process at once. The transfer threads are stopped with it, so that
+    huggingface_hub does not remove the partial file: the next run resumes it."""
+    params = module.params
+
+    def on_stall(state):
+        item = state.get("item") or "the next file (none had started)"
+        where = params.get("endpoint") or os.environ.get("HF_ENDPOINT") or "the Hugging Face Hub"
+        msg = (
+            "The download of %s@%s stalled on %s: no new byte for %d s while fetching %s (%s of %s in the cache). "
+            "Fix: check this host's route to %s (proxy, firewall, DNS, the Hub's status page), then run the play "
+            "again: complete files are kept and the partial file resumes where it stopped. A link that is only slow "
+            "needs a longer stall_timeout." % (
+                params["repo_id"], params.get("revision") or "main", socket.gethostname(), int(state.get("idle") or 0),
+                item, human_bytes(state.get("done")), human_bytes(state.get("total")), where))
+        try:
+            module.fail_json(msg=msg, stalled=True, progress=state)
+        except SystemExit:
+            pass
+        sys.stdout.flush()
+        os._exit(1)  # pylint: disable=protected-access
+
+    return on_stall
+
+
 def main():
     module = AnsibleModule(
         argument_spec=dict(
@@ -295,21 +359,35 @@ def main():
             repair=dict(type="bool", default=True),
             max_workers=dict(type="int", default=8),
             store_token=dict(type="bool", default=False),
+            progress_file=dict(type="path"),
+            stall_timeout=dict(type="int", default=0),
         ),
         supports_check_mode=True,
     )
     token = module.params["token"] or None
+    stall_timeout = max(int(module.params["stall_timeout"] or 0), 0)
+    if stall_timeout:
+        # huggingface_hub retries a read that times out, then removes the partial file: let the stall watch decide.
+        os.environ.setdefault("HF_HUB_DOWNLOAD_TIMEOUT", str(stall_timeout + 60))
     error = hub_import_error()
     if error is not None:
         module.fail_json(msg=missing_required_lib("huggingface_hub"), exception=error)
 
+    reporter = None
+    if module.params["progress_file"] and not module.check_mode:
+        reporter = Reporter(module.params["progress_file"], module.params["repo_id"], stall_timeout=stall_timeout,
+                            on_stall=_stall_handler(module))
+    result = None
     try:
-        result = provision(module.params, check_mode=module.check_mode)
+        result = provision(module.params, check_mode=module.check_mode, reporter=reporter)
     except SnapshotError as exc:
         details = _scrub(exc.details, token)
         module.fail_json(msg=_scrub(exc.msg, token), **details)
     except Exception as exc:  # pylint: disable=broad-except
         module.fail_json(msg=_scrub("hf_snapshot failed: %s: %s" % (type(exc).__name__, exc), token))
+    finally:
+        if reporter is not None:
+            reporter.finish("done" if result is not None else "failed")
 
     for warning in result.pop("warnings", []):
         module.warn(_scrub(warning, token))

@@ -21,8 +21,12 @@ commit); every earlier commit is still answered by its hash, as on the Hub.
 
 Fault injection: ``add_fault(file, cut_after=N)`` makes the next GET of ``file`` send its headers and only ``N``
 body bytes, then drop the connection (an interrupted download); ``add_fault(file, status=500)`` answers an error;
-``add_fault(file, action=f)`` runs ``f()`` before answering (e.g. another writer filling the client's disk); faults
-added for one file apply one after the other.
+``add_fault(file, action=f)`` runs ``f()`` before answering (e.g. another writer filling the client's disk);
+``add_fault(file, stall_after=N)`` sends ``N`` body bytes, then nothing more while the connection stays open (a
+stalled transfer) until ``release_stalls()`` or ``stop()``; faults added for one file apply one after the other.
+
+Throttling: ``HubDouble(rate=B)`` (or ``set_rate(B)``, or ``--rate``) sends file bodies at about ``B`` bytes per
+second, in 64 KiB writes, like a slow link.
 
 Only the standard library is used, so the file also runs inside a bare test container:
 ``python3 hf_hub_server.py --port 18080 --cdn-port 18081 --log /tmp/hub.jsonl``.
@@ -185,8 +189,9 @@ class FilesRepo(GeneratedRepo):
 
 
 class _Fault:
-    def __init__(self, cut_after=None, status=None, times=1, action=None):
+    def __init__(self, cut_after=None, status=None, times=1, action=None, stall_after=None):
         self.action = action
+        self.stall_after = stall_after
         self.cut_after = cut_after
         self.status = status
         self.times = times
@@ -195,7 +200,8 @@ class _Fault:
 class HubDouble:
     """Two threaded HTTP listeners on loopback: the Hub API (``url``) and an LFS "CDN" (``cdn_url``)."""
 
-    def __init__(self, repos=None, host="127.0.0.1", port=0, cdn_port=0, token=None, log_path=None, use_cdn=True):
+    def __init__(self, repos=None, host="127.0.0.1", port=0, cdn_port=0, token=None, log_path=None, use_cdn=True,
+                 rate=None):
         repos = repos if repos is not None else [GeneratedRepo()]
         self.repos = {r.repo_id: r for r in repos}
         # Every version pushed per repository, oldest first: the head answers its branch, each its own commit.
@@ -203,6 +209,8 @@ class HubDouble:
         self.token = token
         self.log_path = log_path
         self.use_cdn = use_cdn
+        self.rate = rate
+        self._release = threading.Event()
         self.requests = []
         self._lock = threading.Lock()
         self._faults = {}
@@ -235,6 +243,7 @@ class HubDouble:
         return self
 
     def stop(self):
+        self._release.set()
         for server in (self._hub, self._cdn):
             server.shutdown()
             server.server_close()
@@ -254,13 +263,24 @@ class HubDouble:
         self.stop()
 
     # -- test helpers ----------------------------------------------------------------------------------------
-    def add_fault(self, path, cut_after=None, status=None, times=1, action=None):
-        """Make the next ``times`` GETs of repository file ``path`` fail (cut after N bytes, or an HTTP status), or
-        run ``action()`` before answering them (something else happening on the client's machine meanwhile).
-        Faults added for one file queue up: the next one applies once the previous one is used up."""
+    def add_fault(self, path, cut_after=None, status=None, times=1, action=None, stall_after=None):
+        """Make the next ``times`` GETs of repository file ``path`` fail (cut after N bytes, stall after N bytes,
+        or an HTTP status), or run ``action()`` before answering them (something else happening on the client's
+        machine meanwhile). Faults added for one file queue up: the next one applies once the previous one is used
+        up."""
         with self._lock:
             self._faults.setdefault(path, []).append(
-                _Fault(cut_after=cut_after, status=status, times=times, action=action))
+                _Fault(cut_after=cut_after, status=status, times=times, action=action, stall_after=stall_after))
+            if stall_after is not None:
+                self._release.clear()
+
+    def set_rate(self, rate):
+        """Send file bodies at about ``rate`` bytes per second from now on (None: as fast as possible)."""
+        self.rate = rate
+
+    def release_stalls(self):
+        """End the stalled answers (their connections close)."""
+        self._release.set()
 
     def push(self, repo):
         """Make ``repo`` the new head of its repository's branch (a new commit); earlier commits stay served."""
@@ -474,7 +494,10 @@ class HubDouble:
                 if fault is not None and fault.cut_after is not None:
                     self._entry["fault"] = "cut after %d" % fault.cut_after
                     return self._send(status, data, headers, head=False, cut_after=fault.cut_after)
-                return self._send(status, data, headers, head=head)
+                if fault is not None and fault.stall_after is not None:
+                    self._entry["fault"] = "stall after %d" % fault.stall_after
+                    return self._send(status, data, headers, head=False, cut_after=fault.stall_after, stall=True)
+                return self._send(status, data, headers, head=head, throttle=True)
 
             def _json(self, payload):
                 body = json.dumps(payload).encode()
@@ -489,7 +512,24 @@ class HubDouble:
                 body = json.dumps({"error": message}).encode()
                 return self._send(status, body, headers, head=self.command == "HEAD")
 
-            def _send(self, status, body, headers, head=False, cut_after=None):
+            def _write(self, body, throttle):
+                rate = double.rate if throttle else None
+                if not rate:
+                    self.wfile.write(body)
+                    self._entry["bytes"] += len(body)
+                    return
+                step = 65536
+                began = time.monotonic()
+                for offset in range(0, len(body), step):
+                    chunk = body[offset:offset + step]
+                    self.wfile.write(chunk)
+                    self.wfile.flush()
+                    self._entry["bytes"] += len(chunk)
+                    ahead = self._entry["bytes"] / float(rate) - (time.monotonic() - began)
+                    if ahead > 0:
+                        time.sleep(ahead)
+
+            def _send(self, status, body, headers, head=False, cut_after=None, throttle=False, stall=False):
                 self._entry["status"] = status
                 self.send_response(status)
                 for key, value in headers.items():
@@ -499,17 +539,18 @@ class HubDouble:
                 if head:
                     return
                 if cut_after is not None:
-                    self.wfile.write(body[:cut_after])
+                    self._write(body[:cut_after], throttle=stall)
                     self.wfile.flush()
                     self._entry["bytes"] = min(cut_after, len(body))
+                    if stall:
+                        double._release.wait(600)
                     self.close_connection = True
                     try:
                         self.connection.shutdown(socket.SHUT_RDWR)
                     except OSError:
                         pass
                     return
-                self.wfile.write(body)
-                self._entry["bytes"] = len(body)
+                self._write(body, throttle)
 
         return Handler
 
@@ -524,6 +565,7 @@ def main(argv=None):
     parser.add_argument("--shard-size", type=int, default=300_000)
     parser.add_argument("--token-file", help="require 'Authorization: Bearer <contents>' on Hub requests")
     parser.add_argument("--log", help="append one JSON line per request to this file")
+    parser.add_argument("--rate", type=int, help="send file bodies at about this many bytes per second")
     args = parser.parse_args(argv)
     token = None
     if args.token_file:
@@ -531,7 +573,7 @@ def main(argv=None):
             token = handle.read().strip()
     repo = GeneratedRepo(args.repo_id, shards=args.shards, shard_size=args.shard_size)
     double = HubDouble([repo], host=args.host, port=args.port, cdn_port=args.cdn_port, token=token,
-                       log_path=args.log)
+                       log_path=args.log, rate=args.rate)
     double.start()
     print("serving %s at %s (commit %s, cdn %s)" % (repo.repo_id, double.url, repo.commit, double.cdn_url),
           flush=True)
