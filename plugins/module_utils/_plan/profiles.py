@@ -61,19 +61,20 @@ SETTINGS = {
                            "engine serves the commit hf_cache verified (--revision <commit>). Null: the default "
                            "branch, resolved once."),
     "engine_port": _s(8000, "int", "API port of the engine of the non-disaggregated topologies (replica N uses "
-                      "port + N)."),
-    "prefill_port": _s(None, "int", "API port of the prefill engines. Null takes the topology's."),
-    "decode_port": _s(None, "int", "API port of the decode engines. Null takes the topology's."),
+                      "port + N).", minimum=1, maximum=65535),
+    "prefill_port": _s(None, "int", "API port of the prefill engines. Null takes the topology's.", minimum=1, maximum=65535),
+    "decode_port": _s(None, "int", "API port of the decode engines. Null takes the topology's.", minimum=1, maximum=65535),
     "prefill_bootstrap_port": _s(8998, "int", "Mooncake bootstrap port of the prefill engines "
-                                 "(VLLM_MOONCAKE_BOOTSTRAP_PORT)."),
-    "decode_bootstrap_port": _s(9889, "int", "Mooncake bootstrap port of the decode engines."),
+                                 "(VLLM_MOONCAKE_BOOTSTRAP_PORT).", minimum=1, maximum=65535),
+    "decode_bootstrap_port": _s(9889, "int", "Mooncake bootstrap port of the decode engines.", minimum=1, maximum=65535),
     "prefill_side_channel_port": _s(5557, "int", "NIXL side-channel base port of the prefill engines; vLLM "
-                                    "listens on base + data_parallel_index for each DP rank."),
+                                    "listens on base + data_parallel_index for each DP rank.", minimum=1, maximum=65535),
     "decode_side_channel_port": _s(None, "int", "NIXL side-channel base port of the decode engines. Null takes "
-                                   "the topology's."),
-    "prefill_dp_rpc_port": _s(29550, "int", "--data-parallel-rpc-port of the prefill pool (multi-node)."),
-    "decode_dp_rpc_port": _s(29650, "int", "--data-parallel-rpc-port of the decode pool (multi-node)."),
-    "replicas_per_host": _s(1, "int", "Engines per host in the non-disaggregated topologies."),
+                                   "the topology's.", minimum=1, maximum=65535),
+    "prefill_dp_rpc_port": _s(29550, "int", "--data-parallel-rpc-port of the prefill pool (multi-node).", minimum=1, maximum=65535),
+    "decode_dp_rpc_port": _s(29650, "int", "--data-parallel-rpc-port of the decode pool (multi-node).", minimum=1, maximum=65535),
+    "replicas_per_host": _s(1, "int", "Engines per host in the non-disaggregated topologies.", minimum=1,
+                            maximum=8),
     "socket_ifname": _s(None, "str", "Interface for GLOO_SOCKET_IFNAME and NCCL_SOCKET_IFNAME on multi-node "
                         "engines; null to leave unset."),
     "mooncake_protocol": _s("rdma", "str", "Mooncake transport: rdma (default) or tcp (slower, not validated for "
@@ -82,12 +83,12 @@ SETTINGS = {
                                "choose."),
     "router_host": _s("127.0.0.1", "str", "Address vllm-router binds (loopback: it has no inbound authentication and "
                       "its admin routes add and remove workers; expose it through a TLS proxy instead)."),
-    "router_port": _s(30000, "int", "Port vllm-router serves the OpenAI API on."),
-    "router_metrics_port": _s(29000, "int", "vllm-router Prometheus port."),
+    "router_port": _s(30000, "int", "Port vllm-router serves the OpenAI API on.", minimum=1, maximum=65535),
+    "router_metrics_port": _s(29000, "int", "vllm-router Prometheus port.", minimum=1, maximum=65535),
     "router_standby_port": _s(30001, "int", "Port of the standby router: the same router on the same host, started "
                               "only while playbooks/upgrade.yml restarts the router, so that the endpoint front "
-                              "passes new requests to it meanwhile."),
-    "router_standby_metrics_port": _s(29001, "int", "Prometheus port of the standby router."),
+                              "passes new requests to it meanwhile.", minimum=1, maximum=65535),
+    "router_standby_metrics_port": _s(29001, "int", "Prometheus port of the standby router.", minimum=1, maximum=65535),
     "router_policy": _s("round_robin", "str", "vllm-router load-balancing policy.", choices="ROUTER_POLICIES"),
     "router_extra_args": _s([], "list", "Extra vllm-router flags; flags the plan manages are refused.",
                             elements="str"),
@@ -117,13 +118,13 @@ SETTINGS = {
                                   "auto: fallback where every engine can serve alone, else retry.",
                                   choices=["auto", "fallback", "retry", "fail"]),
     "lmcache_image": _s(None, "str", "Image of the LMCache MP server. Null uses the engine image."),
-    "lmcache_l1_size_gb": _s(100, "int", "LMCache L1 (CPU memory) size in GB."),
+    "lmcache_l1_size_gb": _s(100, "int", "LMCache L1 (CPU memory) size in GB.", minimum=1, maximum=65536),
     "lmcache_eviction_policy": _s("LRU", "str", "LMCache eviction policy."),
-    "lmcache_port": _s(5555, "int", "LMCache MP server ZMQ port (replica N uses port + 10N)."),
-    "lmcache_http_port": _s(8080, "int", "LMCache MP server HTTP port (health check; replica N uses port + N)."),
+    "lmcache_port": _s(5555, "int", "LMCache MP server ZMQ port (replica N uses port + 10N).", minimum=1, maximum=65535),
+    "lmcache_http_port": _s(8080, "int", "LMCache MP server HTTP port (health check; replica N uses port + N).", minimum=1, maximum=65535),
     "lmcache_extra_args": _s([], "list", "Extra lmcache server flags; managed flags are refused.", elements="str"),
     "lmcache_memory_headroom_gb": _s(32, "int", "Host memory in GB a host keeps beyond the L1 caches of its LMCache "
-                                     "servers: gpu_preflight needs MemTotal >= their --l1-size-gb summed + this."),
+                                     "servers: gpu_preflight needs MemTotal >= their --l1-size-gb summed + this.", minimum=0, maximum=65536),
     "engine_privileges": _s("rdma_devices", "str", "How engine containers reach RDMA: rdma_devices (the default: "
                             "no --privileged; the /dev/infiniband devices, the IPC_LOCK capability and an unlimited "
                             "memlock ulimit where the engines move KV over RDMA or span nodes, nothing more elsewhere) "

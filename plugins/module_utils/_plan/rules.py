@@ -320,21 +320,6 @@ def lmcache_kv_cache_dtype(b):
             and svc["_flags"].get("kv-cache-dtype") != P.LMCACHE_KV_CACHE_DTYPE]
 
 
-def lmcache_memory_sizes(b):
-    """An LMCache server caches something (L1 of at least 1 GB) and the host keeps a headroom of at least 0 GB."""
-    if not any(x["kind"] == "lmcache" for x in b.services):
-        return []
-    problems = []
-    if b.s["lmcache_l1_size_gb"] < 1:
-        problems.append(Problem(var("lmcache_l1_size_gb"), b.s["lmcache_l1_size_gb"], "the LMCache L1 cache needs "
-                                "at least 1 GB.", "set plan_lmcache_l1_size_gb to 1 or more (the LMCache page: 100)."))
-    if b.s["lmcache_memory_headroom_gb"] < 0:
-        problems.append(Problem(var("lmcache_memory_headroom_gb"), b.s["lmcache_memory_headroom_gb"], "a memory "
-                                "headroom cannot be negative.", "set plan_lmcache_memory_headroom_gb to 0 or more "
-                                "(default 32)."))
-    return problems
-
-
 def router_matches_engines(b):
     """The router's --kv-connector is the engines' and every engine behind it has one data-parallel size."""
     problems = []
@@ -635,6 +620,6 @@ def exposure_warnings(b):
 # The rules, in the order their problems are reported.
 RULES = [images_pinned, gpu_sets, parallelism_fills_gpus, ports_valid, ports_unique, port_flags_match_plan,
          kv_transfer_config, kv_transfer_follows_plan, one_connector, lmcache_kv_cache_dtype,
-         lmcache_memory_sizes, router_matches_engines, tokenizer_mode, trust_remote_code,
+         router_matches_engines, tokenizer_mode, trust_remote_code,
          reasoning_parser, think_max_context, compilation_config, hardware_only_flags, checkpoint_serves_request,
          gpu_memory_fits_checkpoint, no_secrets_in_settings, host_values, engine_bind_address, exposure_warnings]

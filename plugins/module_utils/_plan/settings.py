@@ -128,7 +128,18 @@ def _out_of_range(name, row, value):
         return []
     if (low is None or value >= low) and (high is None or value <= high):
         return []
-    return [Problem(var(name), value, "is out of range.", "set a whole number from %s to %s." % (low, high))]
+    return [Problem(var(name), value, "is out of range.", "set %s to a whole number from %s to %s." % (
+        var(name), low, high))]
+
+
+def _empty_tokens(name, row, value):
+    """The problem of a list of command-line tokens holding an empty one (an empty argument the program sees)."""
+    if row["type"] != "list" or row.get("elements") != "str" or not isinstance(value, list):
+        return []
+    if not any(isinstance(token, str) and not token.strip() for token in value):
+        return []
+    return [Problem(var(name), value, "holds an empty token: the program would get an empty argument.",
+                    "remove the empty string from the list.")]
 
 
 def check_types(s):
@@ -147,14 +158,13 @@ def check_types(s):
             problems.append(Problem(var(name), s[name], "is not one of the allowed values.",
                                     "use one of: %s." % ", ".join(allowed)))
         problems.extend(_out_of_range(name, row, s[name]))
+        problems.extend(_empty_tokens(name, row, s[name]))
     for mode in s["reasoning_modes"]:
         if mode not in P.REASONING_MODES:
             problems.append(Problem(var("reasoning_modes"), s["reasoning_modes"], "%r is not a reasoning mode." % mode,
                                     "use a subset of: %s." % ", ".join(P.REASONING_MODES)))
-    if s["replicas_per_host"] < 1:
-        problems.append(Problem(var("replicas_per_host"), s["replicas_per_host"], "must be at least 1.",
-                                "set 1 (default) or 2 on an 8-GPU host."))
-        s["replicas_per_host"] = 1  # the plan goes on to find every other problem (GPUs per replica divide by it)
+    if s["replicas_per_host"] < 1:  # out of range (said above): the plan goes on to find every other problem
+        s["replicas_per_host"] = 1  # (GPUs per replica divide by it)
     if not re.match(r"^[a-z0-9][a-z0-9_.-]*$", str(s["name_prefix"])):
         problems.append(Problem(var("name_prefix"), s["name_prefix"], "is not a valid container name prefix.",
                                 "use lower-case letters, digits, '-', '_' and '.'."))

@@ -64,5 +64,8 @@ def test_headroom_is_a_whole_plan_setting():
     assert any(p.variable == "plan_lmcache_memory_headroom_gb" and p.host == "node1" for p in refused({}, hosts))
 
 
-def test_headroom_is_ignored_where_no_lmcache_runs():
-    build_plan({"lmcache_memory_headroom_gb": -1}, H200_HOST)
+def test_a_negative_headroom_is_refused_even_where_no_lmcache_runs():
+    """A value no topology can use is a typo wherever it is set (a group_vars file shared by topologies)."""
+    with pytest.raises(PlanError) as err:
+        build_plan({"lmcache_memory_headroom_gb": -1}, H200_HOST)
+    assert [p.variable for p in err.value.problems] == ["plan_lmcache_memory_headroom_gb"]

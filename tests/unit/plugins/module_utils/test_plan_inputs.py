@@ -224,3 +224,39 @@ def test_any_value_of_any_setting_is_planned_or_refused_never_a_crash(topology, 
                 build_plan(settings, given)
             except PlanError as err:
                 assert all("\n" not in str(p) for p in err.problems), (name, value)
+
+
+# ------------------------------------------------------------------------------------------------ every setting
+WRONG_TYPE = {"int": "many", "str": {"a": 1}, "list": 5, "dict": ["x"], "bool": "maybe"}
+
+
+def _every_setting_case():
+    """For every plan setting: a value of the wrong type, an empty token in a list of tokens, a whole number below
+    its minimum and above its maximum (every int setting has a range)."""
+    for name, row in sorted(P.SETTINGS.items()):
+        if name == "topology" or row["type"] not in WRONG_TYPE:
+            continue
+        yield name, "wrong type", WRONG_TYPE[row["type"]]
+        if row["type"] == "list" and row.get("elements") == "str":
+            yield name, "empty token", ["--x", ""]
+        if row["type"] == "int":
+            yield name, "below its minimum", row["minimum"] - 1
+            yield name, "above its maximum", row["maximum"] + 1
+
+
+EVERY_SETTING = list(_every_setting_case())
+
+
+def test_every_int_setting_has_a_range():
+    assert not [n for n, r in P.SETTINGS.items() if r["type"] == "int" and ("minimum" not in r or "maximum" not in r)]
+    assert len(EVERY_SETTING) >= 120
+
+
+@pytest.mark.parametrize("name,what,value", EVERY_SETTING, ids=["%s-%s" % (n, w) for n, w, _v in EVERY_SETTING])
+def test_every_setting_refuses_a_bad_value_naming_itself_with_a_fix(name, what, value):
+    """Whatever the topology uses: a value no topology can use is refused with the setting's name and a fix."""
+    with pytest.raises(PlanError) as err:
+        build_plan({"topology": "h200_pd", name: value}, ONE_HOST_PD)
+    mine = [p for p in err.value.problems if p.variable == "plan_" + name]
+    assert mine, (what, [str(p) for p in err.value.problems])
+    assert all(p.fix for p in mine)
