@@ -93,6 +93,7 @@ def kv_get(name, default=None):
 out = {
     "model": model,
     "served_model_name": args.served_model_name,
+    "revision": getattr(args, "revision", None),
     "host": args.host,
     "port": args.port,
     "api_key": args.api_key,
@@ -191,13 +192,33 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def model_source(parsed: dict[str, Any]) -> str:
+    """The weights to serve: the snapshot of the plan's model at the engine's --revision in the mounted Hugging Face
+    cache, resolved offline by huggingface_hub as vLLM resolves a model id (where hf_cache provisioned one: the
+    rehearsal's weights phase, with the tiny model as the repository on the Hub double); else the image's tiny model.
+    Logged with its commit, and /v1/models names it (its root)."""
+    repo, revision = parsed.get("model"), parsed.get("revision")
+    if repo and "/" in str(repo) and not os.path.isdir(str(repo)):
+        try:
+            from huggingface_hub import snapshot_download  # pylint: disable=import-outside-toplevel
+            path = snapshot_download(repo_id=repo, revision=revision, local_files_only=True)
+        except Exception as exc:  # not provisioned (or not this commit): the image's model
+            log(f"{repo}@{revision or 'main'} is not in the Hugging Face cache ({type(exc).__name__}); "
+                f"serving the image's tiny model")
+        else:
+            if os.path.isfile(os.path.join(path, "config.json")):
+                log(f"serving {repo}@{os.path.basename(path)} from the Hugging Face cache: {path}")
+                return path
+    return MODEL_DIR
+
+
 def inner_argv(parsed: dict[str, Any], port: int) -> list[str]:
     """CPU-compatible `vllm serve` arguments for the tiny model, derived from the plan's argv."""
     served = parsed["served_model_name"] or [parsed["model"]]
     if isinstance(served, str):
         served = [served]
     argv = [
-        "serve", MODEL_DIR,
+        "serve", model_source(parsed),
         "--served-model-name", *served,
         "--host", "127.0.0.1", "--port", str(port),
         "--max-model-len", INNER_MAX_MODEL_LEN,
