@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-PHASES = "preflight,rdma,weights,engines,router,guard,proxy,monitoring,smoke,benchmark"
+PHASES = "preflight,rdma,weights,engines,router,guard,proxy,monitoring,smoke,transport,benchmark"
 # entry playbook -> (topologies it deploys, an example inventory of each)
 ENTRY = {
     "h200_pd": ["h200_pd", "h200_pd_nixl"],
@@ -69,6 +69,7 @@ def test_every_phase_targets_a_plan_group_and_has_its_tag():
         "proxy": "deepseek_v4_endpoint_hosts",
         "monitoring": "deepseek_v4_hosts",
         "smoke": "deepseek_v4_endpoint_hosts",
+        "transport": "deepseek_v4_transfer_hosts",
         "benchmark": "deepseek_v4_endpoint_hosts",
     }
     assert all(play["gather_facts"] is False for play in plays)
