@@ -13,7 +13,8 @@
 #          that runs the modules (tests/doubles/arch_aarch64/, /usr/local/bin/python3-aarch64-double)
 #   plain  nothing: a host without GPUs (a router host)
 # Every GPU kind also gets the recorded RDMA sysfs tree with ACTIVE InfiniBand/RoCE ports (case "mixed", read through
-# rdma_sysfs_root) and its ibv_devinfo. The `docker` the nvidia-smi double plays answers only `docker info` (the
+# rdma_sysfs_root; with the HGX H200 PCI tree under it, so that the rdma role derives each rank's NIC from it and
+# nvidia-smi topo -m) and its ibv_devinfo. The `docker` the nvidia-smi double plays answers only `docker info` (the
 # NVIDIA runtime); the engine containers are managed through the Docker socket, not a CLI.
 set -euo pipefail
 
@@ -29,7 +30,12 @@ case "$KIND" in
   *) echo "unknown hardware double kind '$KIND' (h200, gb200, plain)" >&2; exit 2 ;;
 esac
 
-tar -C "$ROOT/tests/doubles" -cf - nvidia-smi nvidia_smi_profiles ibv_devinfo rdma_sysfs arch_aarch64 \
+# The sysfs trees are made here: their PCI device directories (0000:18:00.0) and the NICs' `device` links, which
+# nvidia-smi topo -m's layouts need (tests/doubles/make_rdma_topology.py), hold colons no file of the collection may.
+STAGE=$(mktemp -d)
+trap 'rm -rf "$STAGE"' EXIT
+python3 "$ROOT/tests/doubles/make_rdma_topology.py" --sysfs "$STAGE/rdma_sysfs"
+tar -cf - -C "$ROOT/tests/doubles" nvidia-smi nvidia_smi_profiles ibv_devinfo arch_aarch64 -C "$STAGE" rdma_sysfs \
   | docker exec -i -e PROFILE="$PROFILE" -e FABRIC="$FABRIC" -e IMEX="$IMEX" -e AARCH64="$AARCH64" "$NODE" sh -euc '
     share=/usr/local/share
     mkdir -p $share/nvidia-smi-double/profiles $share/ibv-devinfo-double/rdma_sysfs /etc/nvidia-smi-double \

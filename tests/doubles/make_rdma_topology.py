@@ -8,9 +8,11 @@ For each layout it writes, in the formats the real tools and the kernel use:
 
 - ``nvidia_smi_profiles/<profile>/topo.txt``: ``nvidia-smi topo -m`` (GPU/NIC matrix, CPU and NUMA affinity, the
   legend and the "NIC Legend"), replayed by the nvidia-smi double;
-- ``rdma_sysfs/<case>/devices/pci<domain>:<bus>/...``: the PCI device tree (``numa_node`` of every device), with
-  ``class/infiniband/<dev>/device`` a symlink to its NIC's PCI directory and ``bus/pci/devices/<bdf>`` a symlink to
-  every GPU's, as under /sys.
+- with ``--sysfs DIR`` (or ``sysfs(case)`` from a test), ``DIR/<case>/devices/pci<domain>:<bus>/...``: the PCI device
+  tree (``numa_node`` of every device), with ``class/infiniband/<dev>/device`` a symlink to its NIC's PCI directory
+  and ``bus/pci/devices/<bdf>`` a symlink to every GPU's, as under /sys. These are made, not committed: PCI addresses
+  hold colons, which no file name of the collection may. scripts/install-hardware-doubles.sh makes them for the
+  rehearsal nodes.
 
 Layouts:
 
@@ -28,6 +30,7 @@ Layouts:
 import os
 import re
 import shutil
+import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -220,26 +223,61 @@ def nic_links(root, layout, own_class_dirs):
         os.symlink(os.path.join("..", "..", pci, "infiniband", name), class_link)
 
 
-def main():
+def write_profiles():
+    """``topo.txt`` of every layout's nvidia-smi profile (committed; a layout without a profile gets h200_hgx8's)."""
     profiles = os.path.join(HERE, "nvidia_smi_profiles")
-    sysfs = os.path.join(HERE, "rdma_sysfs")
     for name, layout in sorted(LAYOUTS.items()):
         profile = os.path.join(profiles, name)
-        if not os.path.isdir(profile):  # a layout of a recorded host: the rest of its profile is h200_hgx8's
+        if not os.path.isdir(profile):
             shutil.copytree(os.path.join(profiles, "h200_hgx8"), profile)
             host = os.path.join(profile, "host.json")
             with open(host) as handle:
                 text = handle.read()
             write(host, re.sub(r'"description": "[^"]*"', '"description": "%s"' % layout["description"], text))
         write(os.path.join(profile, "topo.txt"), topo_text(layout))
+
+
+def write_sysfs(out):
+    """Every sysfs case under ``out``: the committed ones (rdma_sysfs/), "mixed" with the PCI tree of h200_hgx8 and
+    its devices' ``device`` links, and the generated layouts. (PCI addresses hold colons, which the collection's
+    file names may not: the trees are made here, for the tests and the hardware doubles' installation.)"""
+    if os.path.isdir(out):
+        shutil.rmtree(out)
+    shutil.copytree(os.path.join(HERE, "rdma_sysfs"), out, symlinks=True)
+    for name, layout in sorted(LAYOUTS.items()):
         case = "mixed" if name == "h200_hgx8" else name
-        root = os.path.join(sysfs, case)
-        if case != "mixed" and os.path.isdir(root):
-            shutil.rmtree(root)
+        root = os.path.join(out, case)
         os.makedirs(root, exist_ok=True)
         pci_tree(root, layout)
         nic_links(root, layout, own_class_dirs=(case == "mixed"))
+    return out
+
+
+_MADE = {}
+
+
+def sysfs(case):
+    """The path of a sysfs case, the trees made once per process in a temporary directory (removed at exit)."""
+    if "root" not in _MADE:
+        import atexit
+        import tempfile
+        base = tempfile.mkdtemp(prefix="rdma-sysfs-")
+        atexit.register(shutil.rmtree, base, True)
+        _MADE["root"] = write_sysfs(os.path.join(base, "rdma_sysfs"))
+    return os.path.join(_MADE["root"], case)
+
+
+def main(argv):
+    """No argument: rewrite the profiles' topo.txt. ``--sysfs DIR``: write every sysfs case under DIR."""
+    if argv[:1] == ["--sysfs"] and len(argv) == 2:
+        write_sysfs(argv[1])
+        return 0
+    if argv:
+        sys.stderr.write("usage: make_rdma_topology.py [--sysfs DIR]\n")
+        return 2
+    write_profiles()
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main(sys.argv[1:]))

@@ -15,6 +15,18 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DOUBLES = os.path.join(ROOT, "tests", "doubles")
 
+
+def _layouts():
+    """tests/doubles/make_rdma_topology.py, which makes the recorded sysfs trees (PCI addresses hold colons)."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("make_rdma_topology", os.path.join(DOUBLES, "make_rdma_topology.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+LAYOUTS = _layouts()
+
 PLAYBOOK = """
 - name: NIC affinity of a transfer host
   hosts: localhost
@@ -54,7 +66,7 @@ def run(tmp_path, profile, case, gpus, affinity="pcie"):
     os.symlink(os.path.join(DOUBLES, "nvidia-smi"), bindir / "nvidia-smi")
     book = tmp_path / "affinity.yml"
     book.write_text(PLAYBOOK.format(python=sys.executable, affinity=affinity, gpus=gpus,
-                                    sysfs=os.path.join(DOUBLES, "rdma_sysfs", case)))
+                                    sysfs=LAYOUTS.sysfs(case)))
     env = dict(os.environ, ANSIBLE_NOCOLOR="1", NVIDIA_SMI_DOUBLE_PROFILE=profile,
                NVIDIA_SMI_DOUBLE_DIR=os.path.join(DOUBLES, "nvidia_smi_profiles"),
                PATH="%s:%s" % (bindir, os.environ.get("PATH", "")))

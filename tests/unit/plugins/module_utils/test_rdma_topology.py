@@ -17,6 +17,18 @@ from ansible_collections.inference.deepseek_v4.plugins.module_utils import rdma_
 DOUBLES = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "doubles"))
 
 
+def _layouts():
+    """tests/doubles/make_rdma_topology.py, which makes the recorded sysfs trees (PCI addresses hold colons)."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("make_rdma_topology", os.path.join(DOUBLES, "make_rdma_topology.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+LAYOUTS = _layouts()
+
+
 def read(*parts):
     with open(os.path.join(DOUBLES, *parts)) as handle:
         return handle.read()
@@ -30,7 +42,7 @@ def bus_ids(profile):
 
 
 def layout(profile, case, with_topo=True, usable=None):
-    root = os.path.join(DOUBLES, "rdma_sysfs", case)
+    root = LAYOUTS.sysfs(case)
     matrix = topo.parse_topo(read("nvidia_smi_profiles", profile, "topo.txt")) if with_topo else {}
     return topo.derive(topo.read_gpu_pci(bus_ids(profile), root), matrix, topo.read_nic_pci(root), usable=usable)
 

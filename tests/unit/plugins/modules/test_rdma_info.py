@@ -19,6 +19,18 @@ DOUBLES = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__
 SYSFS = os.path.join(DOUBLES, "rdma_sysfs")
 
 
+def _layouts():
+    """tests/doubles/make_rdma_topology.py, which makes the recorded sysfs trees (PCI addresses hold colons)."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("make_rdma_topology", os.path.join(DOUBLES, "make_rdma_topology.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+LAYOUTS = _layouts()
+
+
 def params(tmp_path, case, **extra):
     (tmp_path / "modules").write_text(u"nvidia_peermem 16384 0 - Live 0x0000000000000000 (OE)\n"
                                       u"ib_core 466944 8 nvidia_peermem, Live 0x0000000000000000\n")
@@ -26,7 +38,8 @@ def params(tmp_path, case, **extra):
                                      u"Max locked memory         unlimited            unlimited            bytes     \n")
     (tmp_path / "infiniband").mkdir(exist_ok=True)
     (tmp_path / "infiniband" / "uverbs0").write_text(u"")
-    result = {"sysfs_root": os.path.join(SYSFS, case), "proc_modules": str(tmp_path / "modules"),
+    made = case in ("mixed", "gb200_4", "h200_hgx8_nic_missing")
+    result = {"sysfs_root": LAYOUTS.sysfs(case) if made else os.path.join(SYSFS, case), "proc_modules": str(tmp_path / "modules"),
               "proc_limits": str(tmp_path / "limits"), "dev_dir": str(tmp_path),
               "modules": ["nvidia_peermem", "ib_core", "mlx5_ib"], "ibv_devinfo": True}
     result.update(extra)
