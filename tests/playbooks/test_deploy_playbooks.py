@@ -120,24 +120,35 @@ def test_an_entry_playbook_refuses_another_topology(entry, inventory):
 
 
 def test_upgrade_walks_the_pools_in_the_order_of_the_restart_relations():
-    """playbooks/upgrade.yml: the plan first, then decode, prefill, the decodes that restart with a prefill and every
-    other role, each in serial batches stopped by max_fail_percentage; the router, guards and smoke test after."""
+    """playbooks/upgrade.yml: the plan first, then the plan's upgrade waves (on gb200_pd_cluster: decode, prefill,
+    the decodes that restart with a prefill), each in serial batches stopped by max_fail_percentage; the router,
+    guards and smoke test after. The order comes from the plan (its restart relations), not from role names."""
     with open(os.path.join(ROOT, "playbooks", "upgrade.yml")) as f:
-        plays = yaml.safe_load(f)
+        text = f.read()
+    plays = yaml.safe_load(text)
+    assert "[prefill]" not in text and "[decode]" not in text and "'prefill'" not in text and "'decode'" not in text
     assert plays[0]["hosts"] == "localhost" and plays[0]["tags"] == ["always"]
     batches = [p for p in plays if "serial" in p]
-    assert [p["hosts"] for p in batches] == ["deepseek_v4_decode_hosts", "deepseek_v4_prefill_hosts",
-                                             "deepseek_v4_decode_hosts", "deepseek_v4_engine_hosts"]
-    for play in batches:
+    assert [p["hosts"] for p in batches] == ["deepseek_v4_upgrade_wave_%d" % n for n in range(1, 5)]
+    for n, play in enumerate(batches):
         assert play["serial"] == "{{ deepseek_v4_upgrade_serial | default(1) }}", play["name"]
         assert play["max_fail_percentage"] == "{{ deepseek_v4_upgrade_max_fail_percentage | default(0) }}"
         (role,) = play["roles"]
-        assert role["role"] == "inference.deepseek_v4.upgrade" and role["upgrade_service_roles"], play["name"]
-    assert [r["upgrade_service_roles"] for r in (p["roles"][0] for p in batches[:3])] == [["decode"], ["prefill"],
-                                                                                          ["decode"]]
+        assert role["role"] == "inference.deepseek_v4.upgrade", play["name"]
+        assert "deepseek_v4_plan.upgrade_waves[%d].roles" % n in role["upgrade_service_roles"], play["name"]
     rest = [p["hosts"] for p in plays[plays.index(batches[-1]) + 1:]]
     assert rest == ["deepseek_v4_engine_hosts", "deepseek_v4_router_hosts", "deepseek_v4_hosts",
                     "deepseek_v4_endpoint_hosts"]
+    proc = run("upgrade", "gb200_pd_cluster")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    g = groups(proc.stdout)
+    prefill, decode = ["gb200-prefill-1", "gb200-prefill-2"], ["gb200-decode-1", "gb200-decode-2"]
+    assert [g.get("deepseek_v4_upgrade_wave_%d" % n) for n in range(1, 5)] == [decode, prefill, decode, None]
+    proc = run("upgrade", "lmcache_tp8")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    g = groups(proc.stdout)
+    assert g["deepseek_v4_upgrade_wave_1"] == g["deepseek_v4_engine_hosts"]
+    assert "deepseek_v4_upgrade_wave_2" not in g
 
 
 def test_upgrade_contacts_no_host_when_every_phase_is_skipped():

@@ -503,6 +503,8 @@ GROUPS = {"disaggregated": ("prefill", "decode", "router"), "serving": ("serving
 
 # ---------------------------------------------------------------------------------------------------- start order
 ORDER = {"lmcache": 10, "router": 40}
+# Service kinds playbooks/upgrade.yml moves in waves of engine hosts (the plan's upgrade_waves); the router follows them.
+UPGRADE_KINDS = ("engine", "lmcache")
 
 # ---------------------------------------------------------------------------------------------------- vocabularies
 ROUTER_POLICIES = ["random", "round_robin", "cache_aware", "kv_aware", "power_of_two", "consistent_hash",

@@ -214,6 +214,29 @@ def scrape_targets(topology, hosts, services):
     return groups
 
 
+def upgrade_waves(services):
+    """The waves playbooks/upgrade.yml walks, batch by batch, from the services' restart relations: the roles that
+    restart with another (a decode with its prefill, vllm#49238), the roles they restart with, the first roles once
+    more (their engines restart again after what they restart with changed), then every other role of the engine
+    hosts. Each wave: its roles and the hosts that run them, in the plan's order; at most four waves."""
+    pool = [x for x in services if x["kind"] in P.UPGRADE_KINDS]
+    role_of = {"%s/%s" % (x["host"], x["name"]): x["role"] for x in pool}
+    roles = _unique(x["role"] for x in pool)
+    dependents = _unique(x["role"] for x in pool if any(r in role_of for r in x["restart_with"]))
+    targets = _unique(role_of[r] for x in pool for r in x["restart_with"] if role_of.get(r) not in dependents + [None])
+    others = [r for r in roles if r not in dependents + targets]
+    waves = [dependents, targets, dependents if targets else [], others]
+    return [{"roles": wave, "hosts": _unique(x["host"] for x in pool if x["role"] in wave)} for wave in waves if wave]
+
+
+def _unique(items):
+    out = []
+    for item in items:
+        if item not in out:
+            out.append(item)
+    return out
+
+
 def _digest(image):
     """The digest an image reference pins (``name[:tag]@sha256:...``), or None."""
     return str(image).split("@", 1)[1] if image and "@" in str(image) else None
@@ -249,6 +272,7 @@ def plan(b):
         "warnings": list(b.warnings), "hosts": hosts, "services": services,
         "scrape_targets": scrape_targets(s["topology"], hosts, services),
         "cluster_ports": cluster_ports.section(b, hosts, services),
+        "upgrade_waves": upgrade_waves(services),
     }
     for svc in services:
         for key in [k for k in svc if k.startswith("_")]:
