@@ -302,6 +302,9 @@ def _engine(b, slot, pools, router_host, problems):
     _add_before(flags, "port", ["--host", bind, var("engine_bind_address")])  # profiles.HARDENING
     if b.s["engine_shutdown_timeout"] and _has_flag(b, "--shutdown-timeout"):  # profiles.HARDENING
         flags.add("--shutdown-timeout", b.s["engine_shutdown_timeout"], var("engine_shutdown_timeout"))
+    strategy = _load_strategy(b)
+    if strategy and _has_flag(b, "--safetensors-load-strategy"):  # profiles.PERFORMANCE
+        flags.add("--safetensors-load-strategy", strategy, var("engine_load_strategy"))
     overrides = [(var(o), b.s[o]) for o in rdef["overrides"]]
     merge(flags, [(var(e), b.s[e]) for e in rdef["extra"]], overrides, h["name"], problems,
           ENGINE_FIX.format(override=overrides[-1][0]))
@@ -319,7 +322,28 @@ def _engine(b, slot, pools, router_host, problems):
     svc.update(port_ranges=ranges, _flags=flags, _vars=port_vars, _index=i, bind_address=bind, _remote=remote)
     _engine_api_key(b, svc, router_host)
     _engine_weights(b, svc, h, problems)
+    svc["cache"] = _engine_cache(b)
     return svc
+
+
+def _load_strategy(b):
+    """--safetensors-load-strategy: the setting, else the recipe profile's; None for vLLM's own."""
+    chosen = b.s["engine_load_strategy"]
+    chosen = b.recipe.get("load_strategy") if chosen is None else chosen
+    return None if chosen in (None, "default") else chosen
+
+
+def _engine_cache(b):
+    """Where the engine's kernel and compile caches live on its host, or None (plan_engine_cache_dir: off)."""
+    root = b.s["engine_cache_dir"]
+    if root == "off":
+        return None
+    if root is None:
+        parent = b.s["hf_cache_dir"].rstrip("/").rsplit("/", 1)[0] or "/"
+        root = "%s/%s" % (parent.rstrip("/"), P.ENGINE_CACHE_DIR_NAME)
+    mount = P.ENGINE_CACHE_MOUNT
+    return {"dir": root, "mount": mount, "key": list(P.ENGINE_CACHE_KEY),
+            "env": {name: "%s/%s" % (mount, sub) for name, sub in P.ENGINE_CACHE_ENV.items()}}
 
 
 def _version(text):
@@ -459,10 +483,12 @@ def _router(b, router_host, problems):
     # ids, so the router restarts with every engine it lists (else decode fails "remote engine_id not found").
     svc["after"] = [ref(x) for x in engines]
     svc["restart_with"] = list(svc["after"])
-    svc["workers"] = _router_workers(argv, engines)
+    svc["workers"], span = _router_workers(argv, engines)
+    svc.update(_around(argv, span))
     b.failure_policy = _failure_policy(b, problems)
     svc["bind_address"] = s["router_host"]
     svc["standby"] = _standby(svc, argv, local, s)
+    svc["standby"].update(_around(svc["standby"]["argv"], span))
     svc.update(_flags=flags, _vars={"router": var("router_port"), "router_metrics": var("router_metrics_port"),
                                     "router_standby": var("router_standby_port"),
                                     "router_standby_metrics": var("router_standby_metrics_port")})
@@ -508,16 +534,24 @@ def _direct_url(engine):
 
 
 def _router_workers(argv, engines):
-    """Each engine the router lists, with its health URL and the positions of its tokens in the router's argv
-    (--prefill URL [BOOTSTRAP_PORT], --decode URL): the vllm_router role leaves out the workers that do not answer,
-    so that a host lost during a rollout does not keep the router from starting."""
-    workers = []
+    """Each engine the router lists, with its health URL and its own tokens of the router's argv (--prefill URL
+    [BOOTSTRAP_PORT], --decode URL), and the slice of argv the workers' tokens fill ([first, end)): the vllm_router
+    role leaves out the workers that do not answer (filter router_argv), so that a host lost during a rollout does not
+    keep the router from starting."""
+    workers, spans = [], []
     for x in engines:
         start = next(i for i in range(1, len(argv)) if argv[i] == x["url"] and argv[i - 1] == "--" + x["role"])
         end = start + 1 + (1 if start + 1 < len(argv) and argv[start + 1].isdigit() else 0)
         workers.append({"ref": ref(x), "role": x["role"], "health_url": x["health_url"],
-                        "argv_indexes": list(range(start - 1, end))})
-    return workers
+                        "argv": argv[start - 1:end]})
+        spans.append((start - 1, end))
+    first, end = (min(a for a, _ in spans), max(e for _, e in spans)) if spans else (len(argv), len(argv))
+    return workers, (first, end)
+
+
+def _around(argv, span):
+    """The router's argv before and after its workers' tokens: argv_head + every worker's argv + argv_tail is argv."""
+    return {"argv_head": argv[:span[0]], "argv_tail": argv[span[1]:]}
 
 
 def _lmcache(b, engine, problems):

@@ -130,6 +130,16 @@ SETTINGS = {
                             "memlock ulimit where the engines move KV over RDMA or span nodes, nothing more elsewhere) "
                             "or privileged (the recipe's --privileged: every device and capability of the host; the "
                             "plan warns).", choices=["privileged", "rdma_devices"]),
+    "engine_load_strategy": _s(None, "str", "vLLM --safetensors-load-strategy of every engine. Null takes the "
+                               "recipe profile's (prefetch: the checkpoint is read into the page cache ahead of the "
+                               "workers; about 3.4x faster loading measured on local disks, vllm#36012); default "
+                               "leaves vLLM's own (lazy memory-mapping).",
+                               choices=["default", "lazy", "eager", "prefetch"]),
+    "engine_cache_dir": _s(None, "str", "Host directory of the engines' kernel and compile caches (DeepGEMM, "
+                           "FlashInfer, Triton, TileLang, torch inductor, CUDA): one folder per image, GPU "
+                           "architecture and driver under it, mounted into every engine, so that a restart finds "
+                           "what the first start built. Null: deepseek-v4-engine-cache beside plan_hf_cache_dir; "
+                           "off: no cache mount."),
     "engine_shutdown_timeout": _s(600, "int", "Seconds an engine answers what it serves after it is asked to stop "
                                   "(vLLM --shutdown-timeout, from 0.18.0: new requests are refused, those in flight "
                                   "finish); longer than the longest answer you allow. Its container's stop timeout is "
@@ -227,14 +237,14 @@ RECIPES = {
         "source": "the source documents (vLLM recipe page and LMCache page, April 2026)",
         "image": "vllm/vllm-openai:deepseekv4-cu130", "vllm_version": "0.20.1", "router_version": "0.1.17",
         "model": "deepseek-ai/DeepSeek-V4-Flash", "enable_tool_calling": False,
-        "speculative_flag": "--speculative_config", "features": ["eager_prefill"],
+        "speculative_flag": "--speculative_config", "features": ["eager_prefill"], "load_strategy": "prefetch",
     },
     "2026-08": {
         "source": "vllm-project/recipes DeepSeek-V4-Flash, 2026-08-17 (recipes#828: PD prefill without "
                   "--enforce-eager)",
         "image": "vllm/vllm-openai:v0.25.0", "vllm_version": "0.25.0", "router_version": "0.1.17",
         "model": "deepseek-ai/DeepSeek-V4-Flash-0731", "enable_tool_calling": True,
-        "speculative_flag": "--speculative-config", "features": ["reasoning_config"],
+        "speculative_flag": "--speculative-config", "features": ["reasoning_config"], "load_strategy": "prefetch",
         "moe_backend": {"value": "deep_gemm_mega_moe", "hardware_feature": "blackwell", "quantization": "fp8"},
     },
 }
@@ -548,8 +558,39 @@ HARDENING = {
     "lmcache": {"--http-host": "the LMCache HTTP API (/env shows the environment, POST /run_script runs code) on "
                                "loopback; some LMCache versions default to 0.0.0.0"},
 }
-# Engine flags that a vLLM version has only from the version named (the plan leaves them out of older images).
-ENGINE_FLAGS_SINCE = {"--shutdown-timeout": "0.18.0"}
+# What the plan adds to the recipes' engines for faster starts (README "Warm and fast starts"). The golden tests
+# remove exactly these too.
+PERFORMANCE = {
+    "engine": {"--safetensors-load-strategy": "the recipe profile's load strategy (plan_engine_load_strategy): "
+                                              "prefetch reads the checkpoint into the page cache ahead of the "
+                                              "workers instead of faulting it in page by page"},
+}
+# The engines' kernel and compile caches (plan_engine_cache_dir): where they are mounted in the container and the
+# environment that points each library's cache there. vllm_engine mounts <engine_cache_dir>/<key> at run time, the
+# key naming what invalidates the kernels: the image (its id), the GPU architecture and the driver.
+ENGINE_CACHE_MOUNT = "/root/.cache/deepseek-v4-engine"
+ENGINE_CACHE_ENV = {"VLLM_CACHE_ROOT": "vllm", "TRITON_CACHE_DIR": "triton", "TORCHINDUCTOR_CACHE_DIR": "inductor",
+                    "FLASHINFER_WORKSPACE_BASE": "flashinfer", "DG_JIT_CACHE_DIR": "deep_gemm",
+                    "TILELANG_CACHE_DIR": "tilelang", "CUDA_CACHE_PATH": "nv"}
+ENGINE_CACHE_KEY = ["image", "gpu_arch", "driver"]
+ENGINE_CACHE_DIR_NAME = "deepseek-v4-engine-cache"
+# `vllm serve` options by vLLM release, so that the plan refuses, before any host is contacted, a flag the profile's
+# vLLM (plan_vllm_version) lacks: its parser would refuse the command when the engine starts (rules.py
+# engine_flags_of_version). ENGINE_FLAGS_SINCE: the first release that has the option; ENGINE_FLAGS_UNTIL: the first
+# that no longer has it. The rows are the differences between the real parsers of ENGINE_FLAGS_VERSIONS, printed by
+# scripts/vllm-flag-diff.py (--check compares them; the conformance tests check every recipe profile's release).
+# A managed flag the profile's vLLM lacks is left out of older images instead. The first rows predate the releases
+# diffed (vLLM's release notes). Keys are option strings (dashes); a --no-<flag> spelling without a row of its own
+# shares its flag's.
+ENGINE_FLAGS_VERSIONS = ("0.20.1",)
+ENGINE_FLAGS_SINCE = {
+    "--shutdown-timeout": "0.18.0", "--safetensors-load-strategy": "0.11.0",
+}
+ENGINE_FLAGS_UNTIL = {
+}
+# Options a release removed in favour of another spelling (the refusal names it).
+ENGINE_FLAGS_RENAMED = {
+}
 # Seconds Docker waits beyond the engine's own --shutdown-timeout before it kills a stopping container.
 ENGINE_STOP_MARGIN = 30
 # What the plan changes in the recipes' engine containers (plan_engine_privileges: rdma_devices, the default): the

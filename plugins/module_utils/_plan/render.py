@@ -59,6 +59,11 @@ def _docker_lines(svc):
     lines += ["  -e %s" % _q("%s=%s" % kv) for kv in svc["env"].items()]
     # A secret's variable without a value: docker takes it from the caller's environment (never in the plan).
     lines += ["  -e %s" % _q(name) for name in svc.get("secret_env") or {}]
+    cache = svc.get("cache")
+    if cache:  # mounted by vllm_engine at run time, in the folder of the host's key (profiles.ENGINE_CACHE_KEY)
+        key = "-".join("<%s>" % part for part in cache["key"])
+        lines.append("  -v %s" % _q("%s/%s:%s" % (cache["dir"], key, cache["mount"])))
+        lines += ["  -e %s" % _q("%s=%s" % kv) for kv in cache["env"].items()]
     if svc["entrypoint"]:
         lines.append("  --entrypoint %s" % _q(svc["entrypoint"][0]))
     lines.append("  %s" % _q(svc["image"]))

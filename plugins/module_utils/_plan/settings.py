@@ -154,7 +154,7 @@ def check_types(s):
                 problems.append(Problem(var(name), s[name], message, fix))
                 s[name] = copy.deepcopy(row["default"] if row["type"] == "str" else _EMPTY[row["type"]])
         allowed = choices(name)
-        if allowed and s[name] not in allowed:
+        if allowed and s[name] not in allowed and not (s[name] is None and row["default"] is None):
             problems.append(Problem(var(name), s[name], "is not one of the allowed values.",
                                     "use one of: %s." % ", ".join(allowed)))
         problems.extend(_out_of_range(name, row, s[name]))

@@ -706,10 +706,33 @@ async def serve(parsed: dict[str, Any], inner_port: int, proc: subprocess.Popen)
     return rc
 
 
+def kernel_jit_double() -> None:
+    """TEST DOUBLE of a GPU engine's kernel JIT and autotuning (DeepGEMM, FlashInfer, TileLang: minutes on a GPU host,
+    nothing on this CPU engine): with REHEARSAL_KERNEL_JIT_S > 0, a start that finds no kernels in DG_JIT_CACHE_DIR
+    spends that long "building" them and writes them there; a start that finds them reuses them at once."""
+    seconds = env_int("REHEARSAL_KERNEL_JIT_S", 0)
+    cache = os.environ.get("DG_JIT_CACHE_DIR")
+    if seconds <= 0 or not cache:
+        return
+    marker = os.path.join(cache, "rehearsal-kernels.json")
+    if os.path.isfile(marker):
+        with open(marker, encoding="utf-8") as f:
+            built = json.load(f)
+        log(f"kernel cache warm: {built['kernels']} kernels reused from {cache} (built {built['built_s']} s once)")
+        return
+    start = time.monotonic()
+    log(f"kernel cache cold: building kernels into {cache} ({seconds} s)")
+    time.sleep(seconds)
+    os.makedirs(cache, exist_ok=True)
+    with open(marker, "w", encoding="utf-8") as f:
+        json.dump({"kernels": 128, "built_s": round(time.monotonic() - start, 1)}, f)
+
+
 def main(argv: list[str]) -> int:
     if not argv or argv[0] in ("-h", "--help"):
         # Same as the real image: help comes from vLLM itself.
         os.execv(sys.executable, [sys.executable, "-c", _LAUNCHER, "serve", *(argv or ["--help"])])
+    kernel_jit_double()
     port = free_port()
     parsed, proc = start_engine(argv, port)
     log(f"argv accepted by vLLM's serve parser; model {parsed['model']} -> tiny model {MODEL_DIR}")

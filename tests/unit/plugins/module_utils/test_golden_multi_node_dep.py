@@ -20,9 +20,11 @@ from ansible_collections.inference.deepseek_v4.plugins.module_utils._plan.profil
     HARDENING,
     HARDENING_ENV,
     HARDENING_RUN_TIME,
+    PERFORMANCE,
 )
 from ansible_collections.inference.deepseek_v4.tests.unit.plugins.module_utils.test_golden_seeds import (
     with_recipe_privileges,
+    without_cache,
 )
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))))
@@ -57,13 +59,14 @@ def without_hardening(tokens, command=False):
     """The tokens without the plan's hardening additions to an engine (profiles.HARDENING), each there once; in the
     printed command also the run-time flags (HARDENING_RUN_TIME) and environment (HARDENING_ENV)."""
     tokens = list(tokens)
-    flags = list(HARDENING["engine"]) + (list(HARDENING_RUN_TIME["engine"]) if command else [])
+    flags = list(HARDENING["engine"]) + list(PERFORMANCE["engine"]) + (
+        list(HARDENING_RUN_TIME["engine"]) if command else [])
     env = ["%s=1" % key for key in HARDENING_ENV["engine"]] if command else []
     for flag in flags + env:
         assert tokens.count(flag) == 1, flag
         at = tokens.index(flag)
         del tokens[at - (flag in env):at + 2 - (flag in env)]
-    return with_recipe_privileges("engine", tokens) if command else tokens
+    return with_recipe_privileges("engine", without_cache("engine", tokens)) if command else tokens
 
 
 def inventory_settings():

@@ -60,13 +60,33 @@ def without_hardening(kind, tokens, command=False):
     printed command also the flags vllm_engine adds at run time and the environment the plan adds (``-e KEY=1``)."""
     from ansible_collections.inference.deepseek_v4.plugins.module_utils._plan import profiles as P
     tokens = list(tokens)
-    flags = list(HARDENING.get(kind, {})) + (list(P.HARDENING_RUN_TIME.get(kind, {})) if command else [])
+    flags = list(HARDENING.get(kind, {})) + list(P.PERFORMANCE.get(kind, {})) + (
+        list(P.HARDENING_RUN_TIME.get(kind, {})) if command else [])
     env = ["%s=1" % key for key in P.HARDENING_ENV.get(kind, {})] if command else []
     for flag in flags + env:
         assert tokens.count(flag) == 1, "hardening %s of %s missing or repeated" % (flag, kind)
         at = tokens.index(flag) - (flag in env)
         del tokens[at:at + 2]
-    return with_recipe_privileges(kind, tokens) if command else tokens
+    return with_recipe_privileges(kind, without_cache(kind, tokens)) if command else tokens
+
+
+def without_cache(kind, tokens):
+    """A printed command without the kernel cache vllm_engine mounts at run time (profiles.ENGINE_CACHE_*): its
+    volume and the environment that points each cache into it, each there once."""
+    from ansible_collections.inference.deepseek_v4.plugins.module_utils._plan import profiles as P
+    if kind != "engine":
+        return tokens
+    tokens = list(tokens)
+    volumes = [i for i in range(len(tokens) - 1) if tokens[i] == "-v" and tokens[i + 1].endswith(
+        ":" + P.ENGINE_CACHE_MOUNT)]
+    assert len(volumes) == 1, "the engine cache volume missing or repeated"
+    del tokens[volumes[0]:volumes[0] + 2]
+    for key, sub in P.ENGINE_CACHE_ENV.items():
+        entry = "%s=%s/%s" % (key, P.ENGINE_CACHE_MOUNT, sub)
+        assert tokens.count(entry) == 1, "engine cache environment %s missing or repeated" % key
+        at = tokens.index(entry)
+        del tokens[at - 1:at + 1]
+    return tokens
 
 
 def rdma_options():
@@ -180,6 +200,9 @@ def test_hardening_is_the_only_difference_and_each_addition_says_why():
                          "lmcache": {"--http-host": HARDENING["lmcache"]["--http-host"]},
                          "router": {flag: HARDENING["router"][flag] for flag, _s, _scale in ROUTER_RESILIENCE}}
     assert all(len(why) > 40 for flags in HARDENING.values() for why in flags.values())
+    from ansible_collections.inference.deepseek_v4.plugins.module_utils._plan import profiles as P
+    assert P.PERFORMANCE == {"engine": {"--safetensors-load-strategy":
+                                        P.PERFORMANCE["engine"]["--safetensors-load-strategy"]}}
 
 
 def test_the_engines_weights_hardening_is_explained():
