@@ -11,7 +11,7 @@
 optionally with TLS (``tls``, ``validate_certs``, ``ca_path``, ``client_cert``, ``client_key``, ``tls_hostname``).
 The options, their aliases and their environment variables are those of the community.docker modules, so a task
 that sets them for one sets them the same way for the other. Calls: inspect a container, read its log (stdout and
-stderr, demultiplexed), read a path of it as a tar archive.
+stderr, demultiplexed), read a path of it as a tar archive, inspect an image, open a streamed answer (an image pull).
 """
 
 from __future__ import absolute_import, division, print_function
@@ -184,6 +184,26 @@ class DockerClient(object):
                 message = body.decode("utf-8", "replace").strip()
             raise DockerError("Docker answered {0} to GET {1}: {2}".format(status, path, message), status=status)
         return content_type, body
+
+    def open_stream(self, method, path, query=None, headers=None, timeout=None):
+        """Send a request whose answer is a stream (an image pull's JSON lines); returns (connection, response).
+        The caller reads the response and closes the connection (closing it cancels the daemon's work). ``timeout``:
+        seconds a read may wait (default the connection's timeout option)."""
+        url = self.prefix + path + ("?" + urlencode(query) if query else "")
+        try:
+            connection = self._connection()
+            if timeout is not None:
+                connection.timeout = timeout
+            connection.request(method, url, headers=dict({"Accept-Encoding": "identity"}, **(headers or {})))
+            return connection, connection.getresponse()
+        except (OSError, http_client.HTTPException, ssl.SSLError) as e:
+            raise DockerError("cannot talk to the Docker daemon at {0} (option docker_host, or DOCKER_HOST): {1}"
+                              .format(self.docker_host, e))
+
+    def inspect_image(self, name):
+        """`docker image inspect` of an image by reference or ID, None where it is not on the host."""
+        got = self.get("/images/{0}/json".format(quote(name, safe="/:@")))
+        return None if got is None else json.loads(got[1].decode("utf-8"))
 
     def inspect_container(self, name):
         """`docker inspect` of a container by name or ID, None where it does not exist."""

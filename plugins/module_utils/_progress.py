@@ -61,15 +61,17 @@ def format_line(host, progress):
         sizes = " (%s of %s)" % (human_bytes(done), human_bytes(total)) if total else ""
         return "%s: %s: %s%s" % (host, label, what, sizes)
     parts = []
+    # A partial total (an image's layers whose size is not known yet) is a floor: no time left is made of it.
+    partial = bool(progress.get("total_partial"))
     if total:
-        parts.append("%s of %s (%.1f%%)" % (human_bytes(done), human_bytes(total), 100.0 * done / total))
+        share = 100.0 * done / total
+        parts.append("%s of %s%s (%.1f%%)" % (human_bytes(done), "at least " if partial else "", human_bytes(total),
+                                              share))
     else:
         parts.append("%s" % human_bytes(done))
-    if progress.get("total_partial"):
-        parts[-1] += " so far known"
     rate = float(progress.get("rate") or 0)
     parts.append("%s/s" % human_bytes(rate))
-    if rate > 0 and total > done:
+    if rate > 0 and total > done and not partial:
         parts.append("%s left" % human_duration((total - done) / rate))
     idle = float(progress.get("idle") or 0)
     if idle >= 10:
@@ -92,9 +94,10 @@ def write_json(path, data):
 
 
 class Reporter(object):
-    """Samples ``sample()`` (a dict: ``done``, ``total``, optional ``item``, ``total_partial``) every ``period``
-    seconds while the transfer runs and keeps ``path`` up to date; calls ``on_stall(state)`` once when ``done`` did not
-    grow for ``stall_timeout`` seconds (0: never)."""
+    """Samples ``sample()`` (a dict: ``done``, ``total``, optional ``item``, ``total_partial``, ``activity``) every
+    ``period`` seconds while the transfer runs and keeps ``path`` (None: no file) up to date; calls
+    ``on_stall(state)`` once when ``activity`` (default ``done``) did not grow for ``stall_timeout`` seconds (0:
+    never)."""
 
     def __init__(self, path, label, stall_timeout=0, on_stall=None, period=1.0, clock=time.time):
         self.path = path
@@ -156,7 +159,9 @@ class Reporter(object):
             return self.write()
         now = self.clock()
         with self._lock:
-            if int(state.get("done") or 0) > int(self.last.get("done") or 0) or not self.window:
+            # What counts as movement: "activity" where the sample gives it (an image's extraction), else "done".
+            moved = int(state.get("activity", state.get("done")) or 0)
+            if moved > int(self.last.get("activity", self.last.get("done")) or 0) or not self.window:
                 self.last_growth = now
             self.last = state
             self.window.append((now, int(state.get("done") or 0)))

@@ -374,7 +374,7 @@ def main():
         module.fail_json(msg=missing_required_lib("huggingface_hub"), exception=error)
 
     reporter = None
-    if module.params["progress_file"] and not module.check_mode:
+    if (module.params["progress_file"] or stall_timeout) and not module.check_mode:
         reporter = Reporter(module.params["progress_file"], module.params["repo_id"], stall_timeout=stall_timeout,
                             on_stall=_stall_handler(module))
     result = None
