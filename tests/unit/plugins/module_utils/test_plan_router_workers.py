@@ -1,8 +1,9 @@
 # -*- coding: utf-8 -*-
-"""The router's workers as data: for every topology with a router, each engine it lists with its health URL and the
-positions of its tokens in the router's argv, which the vllm_router role removes for a worker that does not answer.
-Read back from the argv itself: the positions must hold exactly `--<role> <url> [<bootstrap port>]`, and removing
-every worker must leave no worker flag."""
+"""The router's workers as data: for every topology with a router, each engine it lists with its health URL and its
+own tokens of the router's argv, and the argv around them (argv_head, argv_tail), from which the vllm_router role
+builds the argv without a worker that does not answer (filter router_argv). Read back against the argv itself: each
+worker holds exactly `--<role> <url> [<bootstrap port>]`, head + workers + tail is the argv (the standby's too), and
+without every worker no worker flag is left."""
 
 from __future__ import annotations
 
@@ -27,16 +28,19 @@ def test_worker_positions_hold_its_tokens(topology, settings):
         pytest.skip(f"{topology} has no router")
     engines = {"%s/%s" % (s["host"], s["name"]): s for s in plan["services"] if s["kind"] == "engine"}
     assert [w["ref"] for w in router["workers"]] == [r for r in router["restart_with"] if r in engines]
-    argv, taken = router["argv"], []
+    argv, tokens = router["argv"], []
     for worker in router["workers"]:
         engine = engines[worker["ref"]]
-        tokens = [argv[i] for i in worker["argv_indexes"]]
-        assert tokens[:2] == ["--" + engine["role"], engine["url"]], tokens
-        assert tokens[2:] in ([], [str(engine["ports"].get("mooncake_bootstrap"))]), tokens
+        assert worker["argv"][:2] == ["--" + engine["role"], engine["url"]], worker["argv"]
+        assert worker["argv"][2:] in ([], [str(engine["ports"].get("mooncake_bootstrap"))]), worker["argv"]
         assert worker["health_url"] == engine["health_url"] and worker["role"] == engine["role"]
-        taken += worker["argv_indexes"]
-    assert len(taken) == len(set(taken))
+        tokens += worker["argv"]
+    assert router["argv_head"] + tokens + router["argv_tail"] == argv
+    standby = router["standby"]
+    assert standby["argv_head"] + tokens + standby["argv_tail"] == standby["argv"]
+    assert len(standby["argv_head"]) == len(router["argv_head"])
     if settings:
-        assert any(len(w["argv_indexes"]) == 3 for w in router["workers"]), "the bootstrap port is not a worker token"
-    rest = [a for i, a in enumerate(argv) if i not in taken]
+        assert any(len(w["argv"]) == 3 for w in router["workers"]), "the bootstrap port is not a worker token"
+    rest = router["argv_head"] + router["argv_tail"]
     assert "--prefill" not in rest and "--decode" not in rest and rest[0] == "vllm-router", rest
+    assert all(set(w) == {"ref", "role", "health_url", "argv"} for w in router["workers"])
