@@ -61,7 +61,7 @@ def engines():
                         "%s:/engine.log:ro" % os.path.join(LOGS, log), "--entrypoint", "sh", image, "-c",
                         "cat /engine.log; exec sleep 300"], check=True, capture_output=True)
         started.append(name)
-        for _ in range(50):  # the log is written at once
+        for _attempt in range(50):  # the log is written at once
             out = subprocess.run(["docker", "logs", name], capture_output=True, text=True, check=False).stdout
             if out:
                 break
