@@ -56,7 +56,7 @@ def format_line(host, progress):
     phase = progress.get("phase") or "transfer"
     done, total = int(progress.get("done") or 0), int(progress.get("total") or 0)
     if phase != "transfer":
-        what = {"starting": "starting", "verifying": "verifying what arrived", "done": "done",
+        what = {"starting": "checking what is already there", "verifying": "verifying what arrived", "done": "done",
                 "failed": "stopped"}.get(phase, phase)
         sizes = " (%s of %s)" % (human_bytes(done), human_bytes(total)) if total else ""
         return "%s: %s: %s%s" % (host, label, what, sizes)
@@ -119,6 +119,15 @@ class Reporter(object):
         self.write()
 
     # -- what the module calls -----------------------------------------------------------------------------
+    def start(self):
+        """Rewrite the file every ``period`` seconds from now on, also before and after the transfer (a long check
+        of the files already there, a verification): a reader sees that the process lives."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="progress")
+            self._thread.daemon = True
+            self._thread.start()
+        return self
+
     def transfer(self, sample):
         """The bytes start to move: sample them from now on (and watch for a stall)."""
         with self._lock:
@@ -127,10 +136,7 @@ class Reporter(object):
             self.last_growth = self.clock()
             self.window = []
         self.tick()
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="progress")
-            self._thread.daemon = True
-            self._thread.start()
+        self.start()
 
     def set_phase(self, phase):
         if phase != "transfer":

@@ -376,7 +376,7 @@ def main():
     reporter = None
     if (module.params["progress_file"] or stall_timeout) and not module.check_mode:
         reporter = Reporter(module.params["progress_file"], module.params["repo_id"], stall_timeout=stall_timeout,
-                            on_stall=_stall_handler(module))
+                            on_stall=_stall_handler(module)).start()
     result = None
     try:
         result = provision(module.params, check_mode=module.check_mode, reporter=reporter)

@@ -304,7 +304,7 @@ def run(module):
     reporter = None
     if params["progress_file"] or stall_timeout:
         reporter = Reporter(params["progress_file"], ", ".join(image["name"] for image in wanted),
-                            stall_timeout=stall_timeout, on_stall=_stall_handler(module, state_of))
+                            stall_timeout=stall_timeout, on_stall=_stall_handler(module, state_of)).start()
         reporter.transfer(progress.sample)
     ok = False
     try:
