@@ -12,9 +12,9 @@ name: router_argv
 short_description: The router's command line from the plan, without the workers left out
 version_added: 0.2.0
 description:
-  - Builds the argv of the plan's router service (or of its standby) from the plan's data: C(argv_head), the tokens
-    of each worker of C(workers) (C(--prefill URL [BOOTSTRAP_PORT]), C(--decode URL)) that is not left out, then
-    C(argv_tail).
+  - Builds the argv of the plan's router service (or of its standby) from the plan's data, that is C(argv_head), the
+    tokens of each worker of C(workers) (C(--prefill URL [BOOTSTRAP_PORT]), C(--decode URL)) that is not left out,
+    then C(argv_tail).
   - With no worker left out the result is the service's C(argv) (the standby's C(standby.argv)).
   - Role C(vllm_router) leaves out the workers whose health URL does not answer, so that a host lost during a rollout
     does not keep the router from starting.
