@@ -84,6 +84,8 @@ def assert_hardened_units():
     assert owner == "deepseek-v4-router", owner
     assert guard["NoNewPrivileges"] == "yes" and guard["CapabilityBoundingSet"] == "cap_dac_override", guard
     assert guard["ActiveState"] == "active", guard
+    standby_unit = _run(["docker", "exec", NODE, "systemctl", "cat", ROUTER_UNIT.replace(".service", "-standby.service")])
+    assert " --port 30001 " in standby_unit.stdout and " --port 30000 " not in standby_unit.stdout, standby_unit.stdout
     standby = props(ROUTER_UNIT.replace(".service", "-standby.service"))
     assert standby["ActiveState"] == "inactive" and standby["UnitFileState"] in ("static", "disabled"), standby
 

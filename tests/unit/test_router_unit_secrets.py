@@ -28,7 +28,7 @@ def render(name, svc, plan, secret_env=None, **extra):
     env.tests["match"] = lambda value, pattern: re.match(pattern, value) is not None
     env.filters["to_json"] = json.dumps
     text = (ROLE / "templates" / name).read_text()
-    values = dict(ansible_managed="managed", _vllm_router_svc=svc, _vllm_router_argv=svc["argv"],
+    values = dict(ansible_managed="managed", _vllm_router_svc=svc, _vllm_router_unit_argv=svc["argv"],
                   vllm_router_plan=plan, vllm_router_venv=VENV, vllm_router_secret_dir="/etc/deepseek-v4",
                   _vllm_router_secret_env=secret_env or {})
     values.update(extra)
@@ -84,7 +84,7 @@ def test_the_standby_unit_runs_the_standby_argv_and_is_never_enabled(monkeypatch
     file and launcher, no [Install] section (nothing enables it)."""
     svc, plan = router(monkeypatch, forwards=forwards)
     main = render("vllm-router.service.j2", svc, plan)
-    standby = render("vllm-router.service.j2", svc, plan, _vllm_router_argv=svc["standby"]["argv"],
+    standby = render("vllm-router.service.j2", svc, plan, _vllm_router_unit_argv=svc["standby"]["argv"],
                      _vllm_router_standby=True)
     argv = exec_start(standby)
     assert argv[argv.index("--port") + 1] == "30001" and argv[argv.index("--prometheus-port") + 1] == "29001"

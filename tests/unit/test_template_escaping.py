@@ -74,7 +74,7 @@ def unit_variables(venv, argv, env, secret_args=None):
     svc = {"name": "deepseek-v4-router\n" + INJECTED, "plan_hash": "abc\r\nUser=root", "argv": argv, "env": env,
            "secret_args": secret_args or {}}
     plan = {"topology": "h200_pd%n\nUser=root", "router_version": "0.1.17\n" + INJECTED, "model": "org/model\\"}
-    return {"ansible_managed": "managed", "_vllm_router_svc": svc, "_vllm_router_argv": argv,
+    return {"ansible_managed": "managed", "_vllm_router_svc": svc, "_vllm_router_unit_argv": argv,
             "vllm_router_plan": plan, "vllm_router_venv": venv, "vllm_router_secret_dir": "/etc/deepseek-v4"}
 
 

@@ -40,5 +40,7 @@ def test_router_runs_as_its_own_user_without_privileges(host):
     owner = host.check_output("ps -o user= -p %s" % props["MainPID"]).strip()
     assert owner == "deepseek-v4-router"
     assert host.check_output("grep -c '^NoNewPrivileges=yes$' /etc/systemd/system/deepseek-v4-router-standby.service") == "1"
+    unit = host.file("/etc/systemd/system/deepseek-v4-router-standby.service").content_string
+    assert " --port 30001 " in unit and " --prometheus-port 29001" in unit and " --port 30000 " not in unit
     standby = host.service("deepseek-v4-router-standby")
     assert not standby.is_enabled and not standby.is_running
