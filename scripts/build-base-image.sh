@@ -6,8 +6,9 @@
 set -euo pipefail
 
 SUITE=${BASE_IMAGE_SUITE:-bookworm}
-# python3-venv: the router, smoke-test and hf_cache roles make virtualenvs; baked in, their apt step is a no-op.
-PACKAGES="python3,python3-apt,python3-requests,python3-venv,sudo,procps,iproute2,systemd,systemd-sysv,dbus,ca-certificates"
+# python3-venv: the router, smoke-test and hf_cache roles make virtualenvs; nftables: the cluster_firewall role's nft
+# (the multi-host rehearsals apply it on every node). Baked in, their apt step is a no-op.
+PACKAGES="python3,python3-apt,python3-requests,python3-venv,sudo,procps,iproute2,systemd,systemd-sysv,dbus,ca-certificates,nftables"
 KEY=$(printf '%s %s v1' "$SUITE" "$PACKAGES" | sha256sum | cut -c1-12)
 IMAGE=${BASE_IMAGE:-localhost/deepseek-v4-systemd:${SUITE}-${KEY}}
 

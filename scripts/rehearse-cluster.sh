@@ -13,7 +13,8 @@
 #
 # Each node is a systemd container from the base image with its own network namespace on the rehearsal's Docker
 # network (fixed addresses $NET.<n>) and the Docker socket, so the engines it starts are siblings that join its
-# namespace (container:<node>). Nothing is published on this machine's own network. Environment:
+# namespace (container:<node>); NET_ADMIN lets the role cluster_firewall apply its nftables table in that namespace.
+# Nothing is published on this machine's own network. Environment:
 # DSV4_REHEARSAL_IMAGE, ANSIBLE_PLAYBOOK, as scripts/rehearse.sh; DSV4_REHEARSAL_NET, the first three numbers of the
 # network's addresses (default: NET_DEFAULT of rehearsal.conf); DSV4_REHEARSAL_DIR, a rehearsal directory kept
 # elsewhere (rehearsal.conf + inventory/, e.g. the N-host one benchmarks/scale_bench.py generates) instead of
@@ -93,6 +94,7 @@ ensure_nodes() {
         --tmpfs /run --tmpfs /run/lock \
         -v /sys/fs/cgroup:/sys/fs/cgroup:ro \
         -v /var/run/docker.sock:/var/run/docker.sock \
+        --cap-add NET_ADMIN \
         --label "$LABEL" \
         "$base" /lib/systemd/systemd >/dev/null
     fi

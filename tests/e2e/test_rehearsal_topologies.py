@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 import time
 
 import pytest
@@ -50,6 +51,9 @@ TOPOLOGIES = {
         "ask": ["h200-node-1", "h200-node-2"],
         "router_lists": [],
         "preflight": {"gpu_count": 8},
+        # cluster_firewall (on by default here): the API port of each node, asked from the other node (a plan host:
+        # served) and from this machine (the rehearsal network's gateway, no plan host: refused).
+        "firewall": {"h200-node-1": ("h200-node-2", 8000), "h200-node-2": ("h200-node-1", 8000)},
     },
     "gb200_pd_cluster": {
         "name": "gb200",
@@ -60,6 +64,7 @@ TOPOLOGIES = {
         # The tray doubles: 4 GPUs, a Grace CPU, an IMEX channel.
         "preflight": {"gpu_count": 4, "architecture": "aarch64"},
         "preflight_present": ["imex_channels"],
+        "firewall": {"gb200-prefill-1": ("router-1", 8001), "gb200-decode-2": ("gb200-prefill-2", 8002)},
     },
 }
 
@@ -109,6 +114,11 @@ class Rehearsal:
     def on_node(self, host, *cmd, **kw):
         return _run(["docker", "exec", self.node(host), *cmd], **kw)
 
+    def reaches(self, host, address, port):
+        """Whether a TCP connection from inside HOST (its network namespace) to ADDRESS:PORT opens within 5 s."""
+        script = "import socket,sys; socket.create_connection((sys.argv[1], int(sys.argv[2])), 5).close()"
+        return self.on_node(host, "python3", "-c", script, address, str(port)).returncode == 0
+
     def leftovers(self, host):
         """Files of the collection left on HOST: its base dir, units of this rehearsal's name prefix."""
         out = self.on_node(host, "sh", "-c", f"ls -d {BASE_DIR} /etc/systemd/system/deepseek-v4-{self.name}-* "
@@ -151,6 +161,15 @@ print(json.dumps(out))
                 assert result.returncode == 0, result.stderr[-3000:]
                 return json.loads(result.stdout)
         pytest.fail(f"no virtualenv with the openai client on {host} (found {venvs})")
+
+
+def reaches_from_here(address, port):
+    """Whether a TCP connection from this machine to ADDRESS:PORT opens within 5 s (a dropped SYN times out)."""
+    try:
+        socket.create_connection((address, port), 5).close()
+    except OSError:
+        return False
+    return True
 
 
 def destroyed_around(topology):
@@ -232,6 +251,16 @@ def test_rollout_rerun_teardown(rehearsal):
             else:
                 assert not answers[mode]["reasoning"] and "</think>" in answers[mode]["content"], (host, answers[mode])
 
+    # The cluster firewall: each limited port answers a plan host and refuses this machine, which reaches the nodes
+    # from the rehearsal network's gateway address (no plan host) - the same port, the same engine, a moment apart.
+    for host, (peer, api_port) in row.get("firewall", {}).items():
+        table = r.on_node(host, "nft", "list", "table", "inet", "deepseek_v4")
+        assert table.returncode == 0 and "cluster_firewall sha256:" in table.stdout, (host, table.stderr)
+        assert r.reaches(peer, r.address(host), api_port), f"{peer} (a plan host) refused by {host}:{api_port}"
+        assert not reaches_from_here(r.address(host), api_port), f"{host}:{api_port} served a non-plan address"
+    checked = [f"{h}:{p} served to {peer}, refused here" for h, (peer, p) in row.get("firewall", {}).items()]
+    print(f"{'firewall':<32} " + ", ".join(checked), flush=True)
+
     # 2. A second run changes nothing and recreates no container.
     out = r.run("no-op re-run")
     assert all(c["changed"] == 0 and c["failed"] == 0 for c in recap(out).values()), recap(out)
@@ -242,5 +271,7 @@ def test_rollout_rerun_teardown(rehearsal):
     assert r.engine_containers() == {}, r.engine_containers()
     for host in row["nodes"]:
         assert r.leftovers(host) == [], (host, r.leftovers(host))
+        tables = r.on_node(host, "sh", "-c", "command -v nft >/dev/null && nft list tables || true").stdout
+        assert "deepseek_v4" not in tables, (host, tables)
     assert not r.summary.exists()
     print(f"{r.topology} wall times: " + ", ".join(f"{k} {v} s" for k, v in r.timings.items()), flush=True)
