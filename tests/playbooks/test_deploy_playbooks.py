@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-PHASES = "preflight,rdma,weights,engines,router,guard,proxy,monitoring,smoke,transport,benchmark"
+PHASES = "preflight,rdma,weights,firewall,engines,router,guard,proxy,monitoring,smoke,transport,benchmark"
 # entry playbook -> (topologies it deploys, an example inventory of each)
 ENTRY = {
     "h200_pd": ["h200_pd", "h200_pd_nixl"],
@@ -63,6 +63,7 @@ def test_every_phase_targets_a_plan_group_and_has_its_tag():
         "preflight": "deepseek_v4_engine_hosts",
         "rdma": "deepseek_v4_transfer_hosts",
         "weights": "deepseek_v4_engine_hosts",
+        "firewall": "deepseek_v4_hosts",
         "engines": "deepseek_v4_engine_hosts",
         "router": "deepseek_v4_router_hosts",
         "guard": "deepseek_v4_hosts",
