@@ -125,7 +125,7 @@ def _members(b, role):
 
 def _require_groups(b, problems):
     """Every group the topology reads has its hosts; the engines cannot be built otherwise."""
-    needs = [("serving" if r == "single" else r, "at least one") for r in b.topology["roles"]]
+    needs = [(rdef["group"], "at least one") for rdef in b.topology["roles"].values()]
     if b.topology["router"]:
         needs.append(("router", "exactly one"))
     found = []
@@ -144,8 +144,8 @@ def _require_hosts(b):
     """Each engine group of a topology whose engine spans nodes has the nodes it needs."""
     need = b.topology["min_hosts"]
     found = []
-    for role in b.topology["roles"]:
-        group = "serving" if role == "single" else role
+    for rdef in b.topology["roles"].values():
+        group = rdef["group"]
         members = [m["name"] for m in _members(b, group)]
         if len(members) < need:
             alone = "; on one host set %s: %s" % (var("topology"), b.topology["one_host"]) if b.topology[
@@ -164,18 +164,20 @@ def _engine_slots(b, problems):
     slots = []
     replicas = b.s["replicas_per_host"]
     for role, rdef in b.topology["roles"].items():
-        members = _members(b, "serving" if role == "single" else role)
+        members = _members(b, rdef["group"])
+        replicated = bool(rdef.get("replicated"))
         for h in members:
-            shared = [r for r in b.topology["roles"] if r != "single" and b.group(r) in h["groups"]]
+            shared = [r for r, row in b.topology["roles"].items() if not row.get("replicated")
+                      and b.group(row["group"]) in h["groups"]]
             count = b.hardware["gpus_per_node"]
-            reps = replicas if role == "single" else 1
+            reps = replicas if replicated else 1
             per = count // reps if b.topology["gpus"] == "node" else b.topology["gpus"]
             if b.topology["split_shared"] and len(shared) > 1:
                 per = count // len(shared)
-            own = None if role == "single" else h["%s_gpus" % role]
-            given = h["engine_gpus"] if role == "single" else (None if own is None else [own])
-            n = len(given) if given is not None else (replicas if role == "single" else 1)
-            if role == "single" and given is not None and len(given) != replicas:
+            own = h[rdef["gpus_var"]]
+            given = own if replicated else (None if own is None else [own])
+            n = len(given) if given is not None else reps
+            if replicated and given is not None and len(given) != replicas:
                 problems.append(Problem(var("engine_gpus"), h["engine_gpus_raw"], "gives %d GPU set(s) but "
                                         "plan_replicas_per_host is %d." % (len(given), replicas), "give one list "
                                         "of GPU indices per replica, or change plan_replicas_per_host.", h["name"]))
@@ -269,7 +271,7 @@ def _env_lines(env_lines, features, values):
 
 
 def _engine_ports(b, role, rdef, h, i, gpus, pool):
-    ports = {"api": b.s[rdef["port"]] + (i if role == "single" else 0)}
+    ports = {"api": b.s[rdef["port"]] + (i if rdef.get("replicated") else 0)}
     variables = {"api": var(rdef["port"])}
     for kind, setting in (b.connector or {}).get("ports", {}).items():
         name = setting.format(role=role)
@@ -309,8 +311,8 @@ def _engine(b, slot, pools, router_host, problems):
     merge(flags, [(var(e), b.s[e]) for e in rdef["extra"]], overrides, h["name"], problems,
           ENGINE_FIX.format(override=overrides[-1][0]))
     ports.pop("lmcache_zmq", None)
-    suffix = "-%d" % i if role == "single" and b.s["replicas_per_host"] > 1 else ""
-    name = "%s-%s" % (b.s["name_prefix"], role if role != "single" else "engine" + suffix)
+    suffix = "-%d" % i if rdef.get("replicated") and b.s["replicas_per_host"] > 1 else ""
+    name = "%s-%s%s" % (b.s["name_prefix"], rdef["service"], suffix)
     local = "http://%s:%d" % (_url_host(bind, "localhost"), ports["api"])
     reach = "http://%s:%d" % (_url_host(bind, h["address"]), ports["api"]) if remote else local
     env = _env(b, rdef, h, gpus, values, problems)
@@ -469,7 +471,7 @@ def _router(b, router_host, problems):
         flags.add(flag, s[setting] if scale == 1 else "%.2f" % (s[setting] / float(scale)), var(setting))
     merge(flags, [(var("router_extra_args"), s["router_extra_args"])], None, router_host["name"], problems,
           "remove it; the router flags follow plan_router_* settings and the engines.",
-          repeatable=("prefill", "decode"), what="router flag")
+          repeatable=tuple(b.topology["roles"]), what="router flag")
     argv = ["vllm-router"] + flags.argv()
     local = s["router_host"] if s["router_host"] not in ("0.0.0.0", "::") else "127.0.0.1"
     svc = service(router_host["name"], "%s-router" % s["name_prefix"], "router", "router", None, argv, {}, [],
@@ -522,7 +524,7 @@ def _failure_policy(b, problems):
         problems.append(Problem(var("endpoint_failure_policy"), policy, "needs engines that serve whole requests on "
                                 "their own; the %s connector's are not kv_both." % b.connector["kv_connector"],
                                 "set retry (or auto)."))
-    order = {"decode": 0}
+    order = {role: 0 for role, row in b.topology["roles"].items() if row.get("fallback_first")}
     engines = sorted(b.engines, key=lambda x: order.get(x["role"], 1)) if policy == "fallback" else []
     return {"policy": policy, "fallbacks": [_direct_url(x) for x in engines]}
 
@@ -545,7 +547,7 @@ def _router_workers(argv, engines):
         workers.append({"ref": ref(x), "role": x["role"], "health_url": x["health_url"],
                         "argv": argv[start - 1:end]})
         spans.append((start - 1, end))
-    first, end = (min(a for a, _ in spans), max(e for _, e in spans)) if spans else (len(argv), len(argv))
+    first, end = (min(a for a, e in spans), max(e for a, e in spans)) if spans else (len(argv), len(argv))
     return workers, (first, end)
 
 
@@ -568,8 +570,8 @@ def _lmcache(b, engine, problems):
     merge(flags, [(var("lmcache_extra_args"), s["lmcache_extra_args"])], None, engine["host"], problems,
           "remove it; set plan_lmcache_l1_size_gb, plan_lmcache_eviction_policy, plan_lmcache_port or "
           "plan_lmcache_http_port instead.", what="LMCache flag")
-    suffix = engine["name"][len("%s-engine" % s["name_prefix"]):]
-    svc = service(engine["host"], "%s-lmcache%s" % (s["name_prefix"], suffix), "lmcache", "lmcache",
+    suffix = engine["name"][len("%s-%s" % (s["name_prefix"], b.topology["roles"][engine["role"]]["service"])):]
+    svc = service(engine["host"], "%s-lmcache%s" % (s["name_prefix"], suffix), "lmcache", P.LMCACHE_ROLE,
                   s["lmcache_image"], ["lmcache", "server"] + flags.argv(), {}, [],
                   {"lmcache_zmq": zmq, "lmcache_http": http}, container(b, [], privileged=False, volumes=False),
                   "http://%s:%d" % (P.LOOPBACK, http), "http://%s:%d/healthcheck" % (P.LOOPBACK, http),
@@ -616,7 +618,7 @@ def topology_groups(user_settings):
     user = user_settings or {}
     tdef = P.TOPOLOGIES.get(user.get("topology") or P.SETTINGS["topology"]["default"])
     if tdef is None:
-        roles = ["prefill", "decode", "router", "serving"]
+        roles = [name[:-len("_group")] for name in P.SETTINGS if name.endswith("_group")]
     else:
-        roles = ["serving" if r == "single" else r for r in tdef["roles"]] + (["router"] if tdef["router"] else [])
+        roles = [rdef["group"] for rdef in tdef["roles"].values()] + (["router"] if tdef["router"] else [])
     return [(role, user.get("%s_group" % role) or P.SETTINGS["%s_group" % role]["default"]) for role in roles]

@@ -18,6 +18,7 @@ import json
 import posixpath
 import re
 
+from ansible_collections.inference.deepseek_v4.plugins.module_utils._plan import profiles as P
 from ansible_collections.inference.deepseek_v4.plugins.module_utils._plan.flags import flag_key, parse_len
 from ansible_collections.inference.deepseek_v4.plugins.module_utils._problem import Problem
 
@@ -216,9 +217,9 @@ SYNTAX = {
     "lmcache_eviction_policy": _pattern_check(_WORD, "is not an eviction policy name.", "write a policy name "
                                               "such as LRU."),
 }
-for _role in ("prefill", "decode", "router", "serving"):
-    SYNTAX["%s_group" % _role] = _pattern_check(_GROUP, "is not an inventory group name.", "write the group's "
-                                                "name: letters, digits, '_', '-' and '.'.")
+for _group in [name for name in P.SETTINGS if name.endswith("_group")]:
+    SYNTAX[_group] = _pattern_check(_GROUP, "is not an inventory group name.", "write the group's name: letters, "
+                                    "digits, '_', '-' and '.'.")
 PATHS = {"hf_cache_dir": False, "shared_dir": True}
 CONTAINER_HF_CACHE = "/root/.cache/huggingface"
 

@@ -344,7 +344,12 @@ ROUTER_RESILIENCE = (
 # lines; a key whose value is None after filling is left out), the router's --kv-connector name, the transfer ports
 # and the environment that carries them, whether the transfer needs RDMA (True, or the feature that decides) and
 # registers GPU memory through nvidia_peermem (unless the hardware uses DMA-BUF), and whether each engine can serve a
-# whole request on its own (``serves_alone``: kv_both; the endpoint's fallback policy needs it).
+# whole request on its own (``serves_alone``: kv_both; the endpoint's fallback policy needs it). What the rules and
+# roles check per connector: ``label`` and ``extra_keys`` (the keys its kv_connector_extra_config may hold),
+# ``extra_settings`` (extra-config keys that must equal a setting: the rdma role checks the setting), the values of its
+# protocol setting that warn (``protocol_warnings``), the --kv-cache-dtype its engines need (``kv_cache_dtype``),
+# warnings where no engine has a flag (``missing_flag_warnings``), and whether its transfer engine must import in the
+# engine image (``engine_import``: the plan's transfer.engine_import, checked by the rdma role).
 CONNECTORS = {
     "mooncake": {
         "kv_connector": "MooncakeConnector", "router": "mooncake", "moves_kv": True, "serves_alone": True,
@@ -357,6 +362,12 @@ CONNECTORS = {
                 ("WITH_NVIDIA_PEERMEM", "0", "dmabuf")],
         "protocol": "{mooncake_protocol}", "protocol_setting": "mooncake_protocol", "devices_setting":
         "mooncake_device_name", "rdma": "rdma_protocol", "peermem": True,
+        "label": "Mooncake", "extra_keys": ("num_workers", "mooncake_protocol", "device_name",
+                                            "bootstrap_server_address", "enforce_handshake_compat"),
+        "extra_settings": (("mooncake_protocol", "mooncake_protocol"), ("device_name", "mooncake_device_name")),
+        "protocol_warnings": {"tcp": "KV transfer over TCP is slower and not validated for DeepSeek-V4; use rdma on "
+                                     "hosts with RDMA NICs."},
+        "engine_import": True,
     },
     "nixl_both": {
         "kv_connector": "NixlConnector", "router": "nixl", "moves_kv": True, "serves_alone": True,
@@ -380,6 +391,11 @@ CONNECTORS = {
         "serves_alone": True,
         "kv_transfer": {"kv_role": "kv_both", "kv_connector_extra_config": "{lmcache_connector_extra}"},
         "ports": {}, "env": [], "protocol": None, "rdma": False, "peermem": False,
+        "kv_cache_dtype": "fp8_ds_mla",
+        "missing_flag_warnings": {
+            "reasoning-parser": "The LMCache recipe sets no --reasoning-parser: Think High/Max return their reasoning "
+                                "inline in the answer. Add it with plan_extra_engine_args: ['--reasoning-parser', "
+                                "'deepseek_v4'] to get reasoning_content."},
     },
 }
 # The per-rank NIC map vLLM reads where the transfer is RDMA (vllm#42083): the rdma role derives the value on each host
@@ -451,16 +467,24 @@ GPU_REQUEST = {"driver": "nvidia", "count": -1, "capabilities": [["gpu"]]}
 # serves from fewer; ``bind`` where engines listen by default: ``loopback``, or ``address`` (the host's plan_address,
 # where clients on other hosts reach every node's API); an engine a router on another host reaches listens on its
 # address whatever the row says.
+# A role row also says which inventory group its hosts are in (``group``: the setting <group>_group names it), the
+# service name of its engines (``service``: <name_prefix>-<service>), whether each host runs plan_replicas_per_host
+# engines of it (``replicated``: replica N on API port + N, GPU sets per replica, name suffix -N; such a role does
+# not share a host's GPUs with others), whether the router is told its Mooncake bootstrap port and reads its engine
+# ids there (``router_bootstrap``), and whether the endpoint front falls back to its engines first
+# (``fallback_first``: decode has the KV capacity for long answers).
 _PD_ROLES = {"prefill": {"order": 20, "after": [], "router_bootstrap": True, "port": "prefill_port", "gpus_var": "prefill_gpus",
+                         "group": "prefill", "service": "prefill",
                          "rpc_port": "prefill_dp_rpc_port", "extra": ["extra_engine_args", "extra_prefill_args"],
                          "overrides": ["engine_flag_overrides", "prefill_flag_overrides"],
                          "env": ["extra_env", "extra_prefill_env"]},
              "decode": {"order": 20, "after": [], "restart_with": ["prefill"], "port": "decode_port",
-                        "gpus_var": "decode_gpus",
+                        "gpus_var": "decode_gpus", "group": "decode", "service": "decode", "fallback_first": True,
                         "rpc_port": "decode_dp_rpc_port", "extra": ["extra_engine_args", "extra_decode_args"],
                         "overrides": ["engine_flag_overrides", "decode_flag_overrides"],
                         "env": ["extra_env", "extra_decode_env"]}}
 _SINGLE_ROLE = {"single": {"order": 20, "after": [], "port": "engine_port", "gpus_var": "engine_gpus",
+                           "group": "serving", "service": "engine", "replicated": True,
                            "extra": ["extra_engine_args"], "overrides": ["engine_flag_overrides"],
                            "env": ["extra_env"]}}
 
@@ -515,6 +539,8 @@ GROUPS = {"disaggregated": ("prefill", "decode", "router"), "serving": ("serving
 ORDER = {"lmcache": 10, "router": 40}
 # Service kinds playbooks/upgrade.yml moves in waves of engine hosts (the plan's upgrade_waves); the router follows them.
 UPGRADE_KINDS = ("engine", "lmcache")
+# The role of the LMCache MP server beside each engine (service kind lmcache).
+LMCACHE_ROLE = "lmcache"
 
 # ---------------------------------------------------------------------------------------------------- vocabularies
 ROUTER_POLICIES = ["random", "round_robin", "cache_aware", "kv_aware", "power_of_two", "consistent_hash",
@@ -528,14 +554,13 @@ KV_ROLES = ("kv_both", "kv_producer", "kv_consumer")
 KV_ROLE_ALLOWED = {"prefill": ("kv_producer", "kv_both"), "decode": ("kv_consumer", "kv_both"),
                    "single": ("kv_both",)}
 KV_LOAD_FAILURE_POLICIES = ("fail", "recompute")
-MOONCAKE_EXTRA_KEYS = ("num_workers", "mooncake_protocol", "device_name", "bootstrap_server_address",
-                       "enforce_handshake_compat")
+MOONCAKE_EXTRA_KEYS = CONNECTORS["mooncake"]["extra_keys"]
 MOONCAKE_PROTOCOLS = ("rdma", "tcp")
 CUDAGRAPH_MODES = ("NONE", "PIECEWISE", "FULL", "FULL_DECODE_ONLY", "FULL_AND_PIECEWISE")
 TOKENIZER_MODE = "deepseek_v4"
 REASONING_PARSERS = ("deepseek_v4", "deepseek_v3", "deepseek_r1")
 REASONING_MODES = ("non_think", "think_high", "think_max")
-LMCACHE_KV_CACHE_DTYPE = "fp8_ds_mla"
+LMCACHE_KV_CACHE_DTYPE = CONNECTORS["lmcache_mp"]["kv_cache_dtype"]
 REFUSED_IMAGE_TAGS = ("latest", "main", "nightly", "dev", "master", "edge")
 THINK_MAX_MIN_LEN = 393216
 MODEL_MAX_LEN = 1048576

@@ -168,6 +168,8 @@ def _transfer(b, services):
             "nic_map": dict(P.NIC_MAP, affinity=b.hardware["nic_affinity"]) if over_rdma else None,
             "min_rate_gbytes_per_s": b.hardware["kv_transfer_min_gbytes_per_s"] if over_rdma else None,
             "peermem": bool(conn.get("peermem")) and "dmabuf" not in b.features,
+            # Whether the connector's transfer engine must import in the engine image (the rdma role checks it).
+            "engine_import": bool(conn.get("engine_import")),
             "hosts": sorted({x["host"] for x in services if x["kind"] == "engine"}) if moves else []}
 
 
@@ -234,6 +236,14 @@ def upgrade_waves(services):
     return [{"roles": wave, "hosts": _unique(x["host"] for x in pool if x["role"] in wave)} for wave in waves if wave]
 
 
+def _bootstrap_servers(b, services):
+    """host/name of the engines whose Mooncake bootstrap server lists their engine ids (GET /query on their
+    mooncake_bootstrap port): those of the roles the router is told the bootstrap port of (row router_bootstrap).
+    The serving guard reads them to see that such an engine restarted."""
+    return ["%s/%s" % (x["host"], x["name"]) for x in services if x["kind"] == "engine"
+            and b.topology["roles"][x["role"]].get("router_bootstrap") and "mooncake_bootstrap" in x["ports"]]
+
+
 def _unique(items):
     out = []
     for item in items:
@@ -278,6 +288,7 @@ def plan(b):
         "scrape_targets": scrape_targets(s["topology"], hosts, services),
         "cluster_ports": cluster_ports.section(b, hosts, services),
         "upgrade_waves": upgrade_waves(services),
+        "bootstrap_servers": _bootstrap_servers(b, services),
     }
     for svc in services:
         for key in [k for k in svc if k.startswith("_")]:

@@ -246,13 +246,18 @@ def kv_transfer_config(b):
         if policy is not None and policy not in P.KV_LOAD_FAILURE_POLICIES:
             problems.append(Problem(ov, cfg, "kv_load_failure_policy %r is unknown." % policy,
                                     "use fail or recompute.", host))
-        extra = cfg.get("kv_connector_extra_config", {})
-        if conn == "MooncakeConnector" and isinstance(extra, dict):
-            bad = sorted(set(extra) - set(P.MOONCAKE_EXTRA_KEYS))
+        extra, row = cfg.get("kv_connector_extra_config", {}), _connector_row(conn)
+        if row.get("extra_keys") and isinstance(extra, dict):
+            bad = sorted(set(extra) - set(row["extra_keys"]))
             if bad:
-                problems.append(Problem(ov, cfg, "Mooncake kv_connector_extra_config has unknown key(s) %s." % bad,
-                                        "use only: %s." % ", ".join(P.MOONCAKE_EXTRA_KEYS), host))
+                problems.append(Problem(ov, cfg, "%s kv_connector_extra_config has unknown key(s) %s." % (
+                    row["label"], bad), "use only: %s." % ", ".join(row["extra_keys"]), host))
     return problems
+
+
+def _connector_row(kv_connector):
+    """The connector row (profiles.CONNECTORS) of a vLLM kv_connector name; {} for one the table does not have."""
+    return next((row for row in P.CONNECTORS.values() if row["kv_connector"] == kv_connector), {})
 
 
 def _connector_of(svc):
@@ -290,9 +295,9 @@ def kv_transfer_follows_plan(b):
                                                                  "%s" % (conn, ", ".join(others)) if others else ""),
                                     svc["host"]))
         extra = cfg.get("kv_connector_extra_config")
-        if conn != "MooncakeConnector" or not isinstance(extra, dict):
+        if not isinstance(extra, dict):
             continue
-        for key, setting in (("mooncake_protocol", "mooncake_protocol"), ("device_name", "mooncake_device_name")):
+        for key, setting in _connector_row(conn).get("extra_settings", ()):
             if key in extra and extra[key] != b.s[setting]:
                 problems.append(Problem(variable, extra[key], "%s of %s is %r but %s is %r (the rdma role checks "
                                         "what the setting says)." % (key, svc["name"], extra[key], var(setting),
@@ -313,11 +318,11 @@ def one_connector(b):
 
 def lmcache_kv_cache_dtype(b):
     return [Problem(svc["_flags"].origin("kv-cache-dtype", svc["_vars"]["overrides"]),
-                    svc["_flags"].get("kv-cache-dtype"), "the LMCacheMPConnector needs --kv-cache-dtype %s "
-                    "(DeepSeek-V4's sparse-MLA KV cache groups) on %s." % (P.LMCACHE_KV_CACHE_DTYPE, svc["name"]),
-                    "keep --kv-cache-dtype %s." % P.LMCACHE_KV_CACHE_DTYPE, svc["host"])
-            for svc in b.engines if _connector_of(svc) == "LMCacheMPConnector"
-            and svc["_flags"].get("kv-cache-dtype") != P.LMCACHE_KV_CACHE_DTYPE]
+                    svc["_flags"].get("kv-cache-dtype"), "the %s needs --kv-cache-dtype %s "
+                    "(DeepSeek-V4's sparse-MLA KV cache groups) on %s." % (_connector_of(svc), dtype, svc["name"]),
+                    "keep --kv-cache-dtype %s." % dtype, svc["host"])
+            for svc, dtype in ((x, _connector_row(_connector_of(x)).get("kv_cache_dtype")) for x in b.engines)
+            if dtype and svc["_flags"].get("kv-cache-dtype") != dtype]
 
 
 def router_matches_engines(b):
@@ -339,9 +344,10 @@ def router_matches_engines(b):
             problems.append(Problem(gvars, dps, "engines behind one router have different data-parallel(local) "
                                     "sizes %s; vllm-router takes one --intra-node-data-parallel-size." % dps,
                                     "give every prefill and decode engine the same number of GPUs.", r["host"]))
-    if b.s["mooncake_protocol"] == "tcp" and "MooncakeConnector" in _connectors(b):
-        b.warnings.append("plan_mooncake_protocol is tcp: KV transfer over TCP is slower and not validated for "
-                          "DeepSeek-V4; use rdma on hosts with RDMA NICs.")
+    for row in (_connector_row(conn) for conn in _connectors(b)):
+        setting = row.get("protocol_setting")
+        if setting and b.s[setting] in row.get("protocol_warnings", {}):
+            b.warnings.append("%s is %s: %s" % (var(setting), b.s[setting], row["protocol_warnings"][b.s[setting]]))
     return problems
 
 
@@ -374,11 +380,9 @@ def reasoning_parser(b):
                        and value not in P.REASONING_PARSERS and Problem(
                            variable, value, "%r is not a reasoning parser for DeepSeek-V4." % value,
                            "use --reasoning-parser deepseek_v4.", svc["host"]))
-    if b.connector and b.connector["kv_connector"] == "LMCacheMPConnector" and not any(
-            x["_flags"].has("reasoning-parser") for x in b.engines):
-        b.warnings.append("The LMCache recipe sets no --reasoning-parser: Think High/Max return their reasoning "
-                          "inline in the answer. Add it with plan_extra_engine_args: ['--reasoning-parser', "
-                          "'deepseek_v4'] to get reasoning_content.")
+    for flag, warning in (b.connector or {}).get("missing_flag_warnings", {}).items():
+        if not any(x["_flags"].has(flag) for x in b.engines):
+            b.warnings.append(warning)
     return found
 
 
