@@ -83,6 +83,25 @@ def images_pinned(b):
     return sorted((p for p in found if p), key=lambda p: p.variable)
 
 
+def _moving_tag_warning(ref, variable):
+    tag, _digest = image_tag(ref)
+    return ("%s %s is a tag without a digest: the registry may point it at another image at any time, so two hosts or "
+            "two runs can get different images. Role vllm_engine has every host of a run pull the digest the first "
+            "engine host resolved, but the next run may resolve another. Pin it: %s: %s%s@sha256:<64 hex digits> "
+            "(the digest from `docker buildx imagetools inspect %s`, or RepoDigests of `docker image inspect`)."
+            % (variable, ref, variable, ref, "" if tag else ":latest", ref))
+
+
+def image_digest_warnings(b):
+    """One warning per image of the plan that a tag names without a digest (a tag may move); no problem."""
+    refs = {}
+    for svc in b.services:
+        if svc["image"] and isinstance(svc["image"], str) and "@" not in svc["image"]:
+            refs.setdefault(svc["image"], var("lmcache_image" if svc["kind"] == "lmcache" else "image"))
+    b.warnings.extend(_moving_tag_warning(ref, variable) for ref, variable in refs.items())
+    return []
+
+
 def _by_host(b):
     out = {}
     for svc in b.services:
@@ -622,7 +641,8 @@ def exposure_warnings(b):
 
 
 # The rules, in the order their problems are reported.
-RULES = [images_pinned, gpu_sets, parallelism_fills_gpus, ports_valid, ports_unique, port_flags_match_plan,
+RULES = [images_pinned, image_digest_warnings, gpu_sets, parallelism_fills_gpus, ports_valid, ports_unique,
+         port_flags_match_plan,
          kv_transfer_config, kv_transfer_follows_plan, one_connector, lmcache_kv_cache_dtype,
          router_matches_engines, tokenizer_mode, trust_remote_code,
          reasoning_parser, think_max_context, compilation_config, hardware_only_flags, checkpoint_serves_request,

@@ -309,3 +309,40 @@ def test_a_malformed_digest_is_refused_even_when_untagged_images_are_allowed(ima
                                    "vllm/vllm-openai:v0.26.0.dev12", "vllm/vllm-openai"])
 def test_moving_images_are_refused(image):
     assert [p.variable for p in problems({"topology": "h200_pd", "image": image}, ONE_HOST_PD)] == ["plan_image"]
+
+
+def _tag_warnings(plan):
+    return [w for w in plan["warnings"] if "is a tag without a digest" in w]
+
+
+def test_a_tag_without_a_digest_is_warned_about_once_with_the_way_to_pin_it():
+    plan = build_plan({"topology": "h200_pd", "image": "vllm/vllm-openai:v0.25.0"}, ONE_HOST_PD)
+    (warning,) = _tag_warnings(plan)
+    assert warning.startswith("plan_image vllm/vllm-openai:v0.25.0 is a tag without a digest")
+    assert "plan_image: vllm/vllm-openai:v0.25.0@sha256:<64 hex digits>" in warning
+    assert "first engine host" in warning and "next run" in warning
+    assert "WARNING: " + warning in summary_lines(plan)
+
+
+def test_a_pinned_digest_is_not_warned_about():
+    for image in ("vllm/vllm-openai:v0.25.0@" + DIGEST, "vllm/vllm-openai@" + DIGEST):
+        assert not _tag_warnings(build_plan({"topology": "h200_pd", "image": image}, ONE_HOST_PD))
+
+
+def test_each_image_is_warned_about_under_its_own_setting():
+    settings = {"topology": "lmcache_tp8", "image": "vllm/vllm-openai:v0.25.0",
+                "lmcache_image": "lmcache/vllm-openai:v0.3.9"}
+    found = _tag_warnings(build_plan(settings, SERVING))
+    assert [w.split(" ", 2)[:2] for w in found] == [["plan_image", "vllm/vllm-openai:v0.25.0"],
+                                                     ["plan_lmcache_image", "lmcache/vllm-openai:v0.3.9"]]
+    # The LMCache server on the engine image: one image, one warning.
+    assert len(_tag_warnings(build_plan(dict(settings, lmcache_image=None), SERVING))) == 1
+    pinned = dict(settings, lmcache_image="lmcache/vllm-openai:v0.3.9@" + DIGEST)
+    assert [w.split(" ", 1)[0] for w in _tag_warnings(build_plan(pinned, SERVING))] == ["plan_image"]
+
+
+def test_an_untagged_image_allowed_anyway_is_warned_about_as_latest():
+    plan = build_plan({"topology": "h200_pd", "image": "localhost/vllm-dev", "allow_untagged_image": True},
+                      ONE_HOST_PD)
+    (warning,) = _tag_warnings(plan)
+    assert "plan_image: localhost/vllm-dev:latest@sha256:<64 hex digits>" in warning
