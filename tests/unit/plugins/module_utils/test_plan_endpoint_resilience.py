@@ -84,6 +84,11 @@ def test_topologies_without_a_router_have_no_front_policy():
         assert endpoint["policy"] == "fail" and endpoint["fallbacks"] == [], topology
 
 
+def without_ports(argv):
+    ports = ("--port", "--prometheus-port")
+    return [t for i, t in enumerate(argv) if t not in ports and argv[i - 1] not in ports]
+
+
 @pytest.mark.parametrize("topology", ROUTED)
 def test_standby_router_is_the_router_on_its_own_ports(topology):
     for settings in ({}, {"router_standby_port": 31001, "router_metrics_port": 29100,
@@ -97,13 +102,7 @@ def test_standby_router_is_the_router_on_its_own_ports(topology):
         assert flag_value(standby["argv"], "--port") == str(port)
         assert flag_value(standby["argv"], "--prometheus-port") == str(metrics)
         # Every other token is the router's own: the same workers, policy and resilience options.
-        rest = [t for i, t in enumerate(standby["argv"])
-                if t not in ("--port", "--prometheus-port") and standby["argv"][i - 1] not in ("--port",
-                                                                                             "--prometheus-port")]
-        mine = [t for i, t in enumerate(router["argv"])
-                if t not in ("--port", "--prometheus-port") and router["argv"][i - 1] not in ("--port",
-                                                                                            "--prometheus-port")]
-        assert rest == mine
+        assert without_ports(standby["argv"]) == without_ports(router["argv"])
         assert standby["url"] == "http://127.0.0.1:%d" % port
         assert standby["readiness"]["completion"] == "http://127.0.0.1:%d/v1/completions" % port
         assert plan["endpoint"]["standby"] == standby["url"]
