@@ -27,6 +27,21 @@ def flag_key(flag):
     return name
 
 
+def option_name(flag):
+    """The option string vLLM's parser knows a flag by: dashes for underscores in a long flag, the part before ``=``
+    and before a ``.`` (``--attention_config.use_fp4_indexer_cache=True`` sets a key of ``--attention-config``);
+    a short flag (``-tp``) as it is."""
+    name = flag.split("=", 1)[0]
+    if not name.startswith("--"):
+        return name
+    return "--" + name[2:].split(".", 1)[0].replace("_", "-")
+
+
+def release(text):
+    """A release version as a comparable tuple: ``0.20.1`` -> (0, 20, 1); () for none."""
+    return tuple(int(part) for part in re.findall(r"\d+", str(text or ""))[:3])
+
+
 def compact_json(obj, separators=(",", ":")):
     return json.dumps(obj, separators=separators)
 

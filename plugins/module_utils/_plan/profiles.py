@@ -35,7 +35,7 @@ SETTINGS = {
                  "(the current recipe; alias v0.25.0).", choices="RECIPES"),
     "model": _s(None, "str", "Hugging Face checkpoint served. Null takes the recipe's."),
     "image": _s(None, "str", "vLLM container image, tag or digest. Null takes the recipe's."),
-    "vllm_version": _s(None, "str", "vLLM version the image carries (reports only). Null takes the recipe's."),
+    "vllm_version": _s(None, "str", "vLLM version the image carries: the plan refuses engine flags it lacks. Null takes the recipe's."),
     "router_version": _s(None, "str", "vllm-router version installed on the router host. Null takes the recipe's."),
     "allow_untagged_image": _s(False, "bool", "Allow untagged, latest, main or nightly images (refused by default: "
                                "the vLLM development branch breaks this model)."),
@@ -604,17 +604,57 @@ ENGINE_CACHE_DIR_NAME = "deepseek-v4-engine-cache"
 # engine_flags_of_version). ENGINE_FLAGS_SINCE: the first release that has the option; ENGINE_FLAGS_UNTIL: the first
 # that no longer has it. The rows are the differences between the real parsers of ENGINE_FLAGS_VERSIONS, printed by
 # scripts/vllm-flag-diff.py (--check compares them; the conformance tests check every recipe profile's release).
-# A managed flag the profile's vLLM lacks is left out of older images instead. The first rows predate the releases
+# A managed flag the profile's vLLM lacks is left out of older images instead. The first two rows predate the releases
 # diffed (vLLM's release notes). Keys are option strings (dashes); a --no-<flag> spelling without a row of its own
 # shares its flag's.
-ENGINE_FLAGS_VERSIONS = ("0.20.1",)
+ENGINE_FLAGS_VERSIONS = ("0.20.1", "0.20.2", "0.21.0", "0.22.0", "0.22.1", "0.23.0", "0.24.0", "0.25.0", "0.25.1",
+                         "0.26.0", "0.27.0", "0.27.1", "0.28.0", "0.29.0", "0.30.0", "0.31.0", "0.32.0")
 ENGINE_FLAGS_SINCE = {
-    "--shutdown-timeout": "0.18.0", "--safetensors-load-strategy": "0.11.0",
+    "--safetensors-load-strategy": "0.11.0", "--shutdown-timeout": "0.18.0",
+    "--fingerprint-mode": "0.21.0", "--fingerprint-value": "0.21.0", "--mm-encoder-attn-dtype": "0.21.0",
+    "--mm-encoder-fp8-scale-path": "0.21.0", "--mm-encoder-fp8-scale-save-margin": "0.21.0",
+    "--mm-encoder-fp8-scale-save-path": "0.21.0", "--safetensors-prefetch-block-size": "0.21.0",
+    "--safetensors-prefetch-num-threads": "0.21.0",
+    "--cpu-distributed-timeout-seconds": "0.22.0", "--data-parallel-multi-port-external-lb": "0.22.0",
+    "--data-parallel-supervisor-port": "0.22.0", "--dp-supervisor-probe-failure-threshold": "0.22.0",
+    "--dp-supervisor-probe-interval-s": "0.22.0", "--dp-supervisor-probe-timeout-s": "0.22.0",
+    "--enable-cumem-allocator": "0.22.0", "--enable-mixed-moe-lora-format": "0.22.0", "--linear-backend": "0.22.0",
+    "--quantization-config": "0.22.0", "--spec-method": "0.22.0", "--spec-model": "0.22.0", "--spec-tokens": "0.22.0",
+    "--use-fp64-gumbel": "0.22.0", "-dpm": "0.22.0",
+    "--device-ids": "0.24.0", "--diffusion-config": "0.24.0", "--jit-monitor-verbose": "0.24.0",
+    "--prefill-schedule-interval": "0.24.0", "--watermark": "0.24.0", "-dc": "0.24.0",
+    "--enable-per-request-metrics": "0.25.0", "--jit-monitor-mode": "0.25.0", "--mm-ipc-gpu-memory-gb": "0.25.0",
+    "--model-class-overrides": "0.25.0",
+    "--enable-bf16x3-router-gemm": "0.26.0", "--enable-moe-shared-loras": "0.26.0",
+    "--max-num-scheduled-tokens": "0.26.0", "--prefix-match-unit": "0.26.0",
+    "--cohere-format": "0.27.0", "--cohere-is-reasoning-model": "0.27.0", "--enable-fault-tolerance": "0.27.0",
+    "--fault-tolerance-config": "0.27.0", "--kda-prefill-backend": "0.27.0", "--mamba-ssu-algorithm": "0.27.0",
+    "--mm-hasher-algorithm": "0.27.0", "--replayssm-buffer-len": "0.27.0", "--use-replayssm": "0.27.0",
+    "--video-pruning-method": "0.27.0",
+    "--ec-manager-config": "0.28.0", "--mm-device-do-normalize": "0.28.0", "--mm-processor-device": "0.28.0",
+    "--return-sampling-mask": "0.28.0",
+    "--dcp-q-replicate": "0.29.0", "--enable-batch-sharded-sampling": "0.29.0", "--enable-trace-replay": "0.29.0",
+    "--max-num-queued-reqs": "0.29.0", "--max-num-queued-tokens": "0.29.0",
+    "--per-request-spec-decode-metrics": "0.29.0", "--prefix-cache-retention-interval": "0.29.0",
+    "--sse-keep-alive-interval": "0.29.0",
+    "--dp-sync-interval": "0.30.0", "--elastic-ep-max-dp-size": "0.30.0",
+    "--enable-mamba-fine-grained-prefix-cache": "0.30.0", "--enable-nccl-comm-suspend": "0.30.0",
+    "--enable-scale-out": "0.30.0", "--engram-config": "0.30.0", "--kda-decode-backend": "0.30.0",
+    "--sparse-indexer-topk-backend": "0.30.0", "--watermark-config": "0.30.0",
+    "--anthropic-disabled-thinking-effort": "0.31.0", "--aux-output-config": "0.31.0",
+    "--device-memory-utilization": "0.31.0", "--enable-mamba-shared-prefix-checkpoint": "0.31.0",
+    "--log-level": "0.31.0", "--logging-config": "0.31.0", "--long-prefill-token-threshold-adaptive": "0.31.0",
+    "--max-lora-cls-labels": "0.31.0", "--max-num-active-seqs": "0.31.0",
+    "--sleep-preserve-parameter-names": "0.31.0", "--swa-bounded-replay": "0.31.0", "--tool-strict-level": "0.31.0",
+    "--trust-request-mm-kwargs": "0.31.0",
+    "--custom-histogram-buckets": "0.32.0", "--enable-hc-sp": "0.32.0", "--enable-shm-tensor-arena": "0.32.0",
+    "--grpc-port": "0.32.0", "--sleep-mode-offload-cudagraph": "0.32.0",
 }
 ENGINE_FLAGS_UNTIL = {
-}
-# Options a release removed in favour of another spelling (the refusal names it).
-ENGINE_FLAGS_RENAMED = {
+    "--max-long-partial-prefills": "0.27.0", "--max-num-partial-prefills": "0.27.0",
+    "--calculate-kv-scales": "0.28.0", "--override-attention-dtype": "0.28.0",
+    "--enable-bf16x3-router-gemm": "0.30.0",
+    "--enable-mamba-fine-grained-prefix-cache": "0.31.0",
 }
 # Seconds Docker waits beyond the engine's own --shutdown-timeout before it kills a stopping container.
 ENGINE_STOP_MARGIN = 30

@@ -13,8 +13,10 @@ import re
 from ansible_collections.inference.deepseek_v4.plugins.module_utils._plan import profiles as P
 from ansible_collections.inference.deepseek_v4.plugins.module_utils._plan.flags import (
     flag_key,
+    option_name,
     parallel_sizes,
     parse_len,
+    release,
 )
 from ansible_collections.inference.deepseek_v4.plugins.module_utils._plan.inputs import (
     address_problem,
@@ -489,6 +491,59 @@ def hardware_only_flags(b):
     return problems
 
 
+def _version_span(option):
+    """(first release with the option, first release without it) from ENGINE_FLAGS_SINCE/UNTIL; a ``--no-`` spelling
+    without a row of its own came and went with its positive one."""
+    since, until = P.ENGINE_FLAGS_SINCE.get(option), P.ENGINE_FLAGS_UNTIL.get(option)
+    if since is None and until is None and option.startswith("--no-"):
+        return _version_span("--" + option[len("--no-"):])
+    return since, until
+
+
+def _profiles_with(since, until):
+    """The recipe profiles whose vLLM has an option of that span, as plan_recipe values."""
+    return ["%s (vLLM %s)" % (name, r["vllm_version"]) for name, r in sorted(P.RECIPES.items())
+            if (not since or release(r["vllm_version"]) >= release(since))
+            and (not until or release(r["vllm_version"]) < release(until))]
+
+
+def _version_problem(b, svc, flag, origin):
+    """The problem of one flag the profile's vLLM lacks, or None."""
+    version = b.s["vllm_version"]
+    since, until = _version_span(option_name(flag))
+    if since and release(version) < release(since):
+        has = "vLLM %s and later have it" % since
+        run = "an image of vLLM >= %s" % since
+    elif until and release(version) >= release(until):
+        has = "vLLM %s removed it" % until
+        run = "an image of vLLM < %s" % until
+    else:
+        return None
+    profiles = _profiles_with(since, until)
+    return Problem(origin or var("vllm_version"), flag, "vLLM %s (plan_vllm_version of recipe profile %s) has no %s "
+                   "option: its parser refuses the command; %s." % (version, b.s["recipe"], option_name(flag), has),
+                   "remove it%s, or run %s: set plan_image and plan_vllm_version%s." % (
+                       " from %s" % origin if origin else "", run,
+                       ", or plan_recipe: %s" % " / ".join(profiles) if profiles else ""), svc["host"])
+
+
+def engine_flags_of_version(b):
+    """Flags the profile's vLLM does not have (ENGINE_FLAGS_SINCE/UNTIL, derived from the real parsers of the releases
+    in ENGINE_FLAGS_VERSIONS): the engine would refuse its command at start, after the rollout began."""
+    if not b.s["vllm_version"]:
+        return []
+    problems, seen = [], set()
+    for svc in b.engines:
+        for flag, _value, origin in svc["_flags"].entries:
+            if not flag.startswith("-"):
+                continue
+            problem = _version_problem(b, svc, flag, origin)
+            if problem and (svc["host"], flag, origin) not in seen:
+                seen.add((svc["host"], flag, origin))
+                problems.append(problem)
+    return problems
+
+
 def checkpoint_serves_request(b):
     """The checkpoint ships what the settings ask of it: an MTP head or a DSpark draft, the hardware it needs."""
     problems = []
@@ -645,5 +700,6 @@ RULES = [images_pinned, image_digest_warnings, gpu_sets, parallelism_fills_gpus,
          port_flags_match_plan,
          kv_transfer_config, kv_transfer_follows_plan, one_connector, lmcache_kv_cache_dtype,
          router_matches_engines, tokenizer_mode, trust_remote_code,
-         reasoning_parser, think_max_context, compilation_config, hardware_only_flags, checkpoint_serves_request,
+         reasoning_parser, think_max_context, compilation_config, hardware_only_flags, engine_flags_of_version,
+         checkpoint_serves_request,
          gpu_memory_fits_checkpoint, no_secrets_in_settings, host_values, engine_bind_address, exposure_warnings]
