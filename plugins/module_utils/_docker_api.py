@@ -11,7 +11,8 @@
 optionally with TLS (``tls``, ``validate_certs``, ``ca_path``, ``client_cert``, ``client_key``, ``tls_hostname``).
 The options, their aliases and their environment variables are those of the community.docker modules, so a task
 that sets them for one sets them the same way for the other. Calls: inspect a container, read its log (stdout and
-stderr, demultiplexed), read a path of it as a tar archive, inspect an image, open a streamed answer (an image pull).
+stderr, demultiplexed), read a path of it as a tar archive, inspect an image, ask the registry for an image's digest
+(the distribution endpoint), open a streamed answer (an image pull).
 """
 
 from __future__ import absolute_import, division, print_function
@@ -157,13 +158,13 @@ class DockerClient(object):
         return _TLSConnection(url.hostname, url.port or 2376, timeout, tls_context(self.params),
                               self.params.get("tls_hostname") or url.hostname)
 
-    def request(self, path, query=None):
+    def request(self, path, query=None, headers=None):
         """(status, content type, body bytes) of a GET of an API path."""
         url = self.prefix + path + ("?" + urlencode(query) if query else "")
         try:
             connection = self._connection()
             try:
-                connection.request("GET", url, headers={"Accept-Encoding": "identity"})
+                connection.request("GET", url, headers=dict({"Accept-Encoding": "identity"}, **(headers or {})))
                 response = connection.getresponse()
                 return response.status, response.getheader("Content-Type") or "", response.read()
             finally:
@@ -172,9 +173,9 @@ class DockerClient(object):
             raise DockerError("cannot talk to the Docker daemon at {0} (option docker_host, or DOCKER_HOST): {1}"
                               .format(self.docker_host, e))
 
-    def get(self, path, query=None, missing_ok=True):
+    def get(self, path, query=None, missing_ok=True, headers=None):
         """The body of a successful GET; None for a 404 where missing_ok; DockerError otherwise."""
-        status, content_type, body = self.request(path, query)
+        status, content_type, body = self.request(path, query, headers)
         if status == 404 and missing_ok:
             return None
         if status >= 400:
@@ -204,6 +205,13 @@ class DockerClient(object):
         """`docker image inspect` of an image by reference or ID, None where it is not on the host."""
         got = self.get("/images/{0}/json".format(quote(name, safe="/:@")))
         return None if got is None else json.loads(got[1].decode("utf-8"))
+
+    def distribution(self, name, auth=None):
+        """The registry's descriptor of an image reference (``GET /distribution/{name}/json``: the manifest's digest,
+        asked of the registry through the daemon, nothing pulled); ``auth``: the X-Registry-Auth value."""
+        got = self.get("/distribution/{0}/json".format(quote(name, safe="/:@")), missing_ok=False,
+                       headers={"X-Registry-Auth": auth} if auth else None)
+        return json.loads(got[1].decode("utf-8"))
 
     def inspect_container(self, name):
         """`docker inspect` of a container by name or ID, None where it does not exist."""

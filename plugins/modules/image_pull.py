@@ -60,6 +60,11 @@ options:
       - When set, a read of the daemon's stream waits this long plus 60 s (else O(timeout) x 10).
     type: int
     default: 0
+  tag:
+    description:
+      - Reference of O(name) -> C(repository:tag) to point at that image once it is here, where the tag names another
+        image or none (what C(docker tag) does), since a pull by digest leaves the tag as it was. Counts as a change.
+    type: dict
 """
 
 EXAMPLES = r"""
@@ -81,7 +86,10 @@ EXAMPLES = r"""
 
 RETURN = r"""
 images:
-  description: Each image of O(name), in order, with whether it was (or in check mode would be) pulled.
+  description:
+    - Each image of O(name), in order, with whether it was (or in check mode would be) pulled, its image ID and its
+      registry digests (C(RepoDigests), after the pull; before it in check mode), and in C(tagged) the tag of O(tag)
+      that was (or would be) pointed at it.
   returned: always
   type: list
   elements: dict
@@ -101,13 +109,12 @@ progress:
   type: dict
 """
 
-import base64
 import json
 import os
-import pwd
 import socket
 import sys
 import threading
+from urllib.parse import quote
 
 from ansible.module_utils.common.text.converters import to_native
 
@@ -118,48 +125,10 @@ from ansible_collections.inference.deepseek_v4.plugins.module_utils._docker_api 
     run_module,
 )
 from ansible_collections.inference.deepseek_v4.plugins.module_utils._progress import Reporter, human_bytes
-
-DOCKER_HUB = "docker.io"
-DOCKER_HUB_AUTH_KEYS = ("https://index.docker.io/v1/", "index.docker.io", "docker.io", "registry-1.docker.io")
-
-
-def split_reference(name):
-    """(repository, tag or digest, registry) of an image reference; a missing tag is latest."""
-    repository, digest = name, None
-    if "@" in name:
-        repository, digest = name.split("@", 1)
-    tag = None
-    last = repository.rsplit("/", 1)[-1]
-    if digest is None and ":" in last:
-        repository, tag = repository.rsplit(":", 1)
-    first = repository.split("/", 1)[0]
-    registry = first if "/" in repository and ("." in first or ":" in first or first == "localhost") else DOCKER_HUB
-    return repository, digest or tag or "latest", registry
-
-
-def registry_auth(registry):
-    """The X-Registry-Auth header's value for ``registry`` from the Docker client configuration, or None."""
-    home = os.environ.get("HOME") or pwd.getpwuid(os.getuid()).pw_dir
-    directory = os.environ.get("DOCKER_CONFIG") or os.path.join(home, ".docker")
-    try:
-        with open(os.path.join(directory, "config.json")) as handle:
-            auths = json.load(handle).get("auths") or {}
-    except (IOError, OSError, ValueError, AttributeError):
-        return None
-    keys = DOCKER_HUB_AUTH_KEYS if registry == DOCKER_HUB else (registry, "https://" + registry, "http://" + registry)
-    for key in keys:
-        entry = auths.get(key) or auths.get(key.rstrip("/"))
-        if not entry:
-            continue
-        if entry.get("identitytoken"):
-            data = {"identitytoken": entry["identitytoken"], "serveraddress": key}
-        elif entry.get("auth"):
-            user, _sep, password = base64.b64decode(entry["auth"]).decode("utf-8").partition(":")
-            data = {"username": user, "password": password, "serveraddress": key}
-        else:
-            continue
-        return base64.urlsafe_b64encode(json.dumps(data).encode("utf-8")).decode("ascii")
-    return None
+from ansible_collections.inference.deepseek_v4.plugins.module_utils._registry import (
+    registry_auth,
+    split_reference,
+)
 
 
 class PullProgress(object):
@@ -281,6 +250,34 @@ def _pull(client, name, progress, read_timeout):
     return last
 
 
+def _tag_all(client, images, tags, check_mode):
+    """Point each tag of ``tags`` (reference -> repository:tag) at its pulled image where it points elsewhere (or
+    nowhere); returns whether one moved. A pull by digest leaves the tag as it was: the tag then names what runs."""
+    moved = False
+    for image in images:
+        target = tags.get(image["name"])
+        if not target or not image.get("id"):
+            continue
+        current = client.inspect_image(target)
+        if current is not None and current.get("Id") == image["id"]:
+            continue
+        image["tagged"] = target
+        moved = True
+        if check_mode:
+            continue
+        repository, tag, _registry = split_reference(target)
+        connection, response = client.open_stream("POST", "/images/{0}/tag".format(quote(image["name"], safe="/:@")),
+                                                  {"repo": repository, "tag": tag})
+        try:
+            body = response.read().decode("utf-8", "replace")
+        finally:
+            connection.close()
+        if response.status >= 400:
+            raise DockerError("Docker could not tag {0} as {1}: {2} {3}".format(
+                image["name"], target, response.status, body.strip()), status=response.status)
+    return moved
+
+
 def run(module):
     params = module.params
     client = DockerClient(params)
@@ -290,10 +287,11 @@ def run(module):
     for name in params["name"]:
         present = client.inspect_image(name)
         images.append({"name": name, "pulled": params["pull"] == "always" or present is None,
-                       "id": (present or {}).get("Id")})
+                       "id": (present or {}).get("Id"), "digests": (present or {}).get("RepoDigests") or []})
     wanted = [image for image in images if image["pulled"]]
     if module.check_mode or not wanted:
-        module.exit_json(changed=bool(wanted), images=images, bytes_downloaded=0)
+        tagged = _tag_all(client, images, params["tag"] or {}, module.check_mode)
+        module.exit_json(changed=bool(wanted) or tagged, images=images, bytes_downloaded=0)
 
     progress = PullProgress()
     current = {"name": wanted[0]["name"]}
@@ -319,7 +317,8 @@ def run(module):
     finally:
         if reporter is not None:
             reporter.finish("done" if ok else "failed")
-    module.exit_json(changed=any(image["pulled"] for image in images), images=images,
+    tagged = _tag_all(client, images, params["tag"] or {}, False)
+    module.exit_json(changed=any(image["pulled"] for image in images) or tagged, images=images,
                      bytes_downloaded=progress.sample()["done"])
 
 
@@ -329,6 +328,7 @@ def main():
         pull=dict(type="str", choices=["missing", "always"], default="missing"),
         progress_file=dict(type="path"),
         stall_timeout=dict(type="int", default=0),
+        tag=dict(type="dict"),
     ), run)
 
 

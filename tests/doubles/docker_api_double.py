@@ -9,6 +9,15 @@ this double answers what the module ``image_pull`` asks the daemon, the way dock
   (``Pulling fs layer``, ``Downloading`` with ``progressDetail.current/total``, ``Download complete``, ``Extracting``,
   ``Pull complete``, ``Digest:``, ``Status:``), the download sent at ``rate`` bytes of layer per second.
 
+* ``GET /distribution/{name}/json``: the registry's descriptor of a reference (its manifest digest), without pulling;
+* ``POST /images/{name}/tag?repo=..&tag=..``: a tag pointed at an image that is here (``docker tag``).
+
+Tags and digests: ``tags`` maps ``repository:tag`` to the digest the registry gives for it on this double (a tag that
+moved is another digest on another double); a tag not listed has a digest made of its name. A pull by digest
+(``repository@sha256:...``) gets that digest; ``local`` images are on the host without a registry digest (built or
+loaded there); ``distribution=False`` answers the distribution endpoint with an error, as a daemon that cannot ask the
+registry does.
+
 ``stall_after=N``: after ``N`` downloaded bytes the stream sends nothing more while the connection stays open (a
 registry that stopped sending), until ``release()`` or ``stop()``; ``error``: the stream ends with an error message.
 Every request is logged (``requests``: method, path, query, whether ``X-Registry-Auth`` came with it). Standard library
@@ -32,7 +41,7 @@ class _Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
 
 class DockerApiDouble:
     def __init__(self, socket_path, layers=3, layer_size=8 * 1024 * 1024, step=1024 * 1024, rate=None,
-                 stall_after=None, error=None, present=()):
+                 stall_after=None, error=None, present=(), tags=None, local=(), distribution=True):
         self.socket_path = socket_path
         self.layers = layers
         self.layer_size = layer_size
@@ -40,7 +49,11 @@ class DockerApiDouble:
         self.rate = rate
         self.stall_after = stall_after
         self.error = error
+        self.tags = dict(tags or {})
+        self.distribution = distribution
         self.images = dict((name, self._inspect(name)) for name in present)
+        self.images.update((name, {"Id": "sha256:" + hashlib.sha256(("local " + name).encode()).hexdigest(),
+                                   "RepoTags": [name], "RepoDigests": []}) for name in local)
         self.requests = []
         self._release = threading.Event()
         self._lock = threading.Lock()
@@ -53,10 +66,26 @@ class DockerApiDouble:
     def docker_host(self):
         return "unix://" + self.socket_path
 
-    @staticmethod
-    def _inspect(name):
-        digest = hashlib.sha256(name.encode()).hexdigest()
-        return {"Id": "sha256:" + digest, "RepoTags": [name], "RepoDigests": [name.split(":")[0] + "@sha256:" + digest]}
+    def digest(self, name):
+        """The registry's digest of a reference on this double."""
+        if "@" in name:
+            return name.split("@", 1)[1]
+        return self.tags.get(name) or "sha256:" + hashlib.sha256(name.encode()).hexdigest()
+
+    def _inspect(self, name):
+        digest = self.digest(name)
+        repository = name.split("@", 1)[0]
+        if "@" not in name and ":" in repository.rsplit("/", 1)[-1]:
+            repository = repository.rsplit(":", 1)[0]
+        return {"Id": "sha256:" + hashlib.sha256(digest.encode()).hexdigest(), "RepoTags": [] if "@" in name else [name],
+                "RepoDigests": [repository + "@" + digest]}
+
+    def find(self, name):
+        """An image by reference or by one of its RepoDigests, as the daemon finds it; None where it is not here."""
+        with self._lock:
+            if name in self.images:
+                return self.images[name]
+            return next((image for image in self.images.values() if name in image["RepoDigests"]), None)
 
     def start(self):
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
@@ -95,10 +124,16 @@ class DockerApiDouble:
                 parts = urlsplit(self.path)
                 path = unquote(parts.path)
                 self._log("GET", path, parts.query)
+                if path.startswith("/distribution/") and path.endswith("/json"):
+                    name = path[len("/distribution/"):-len("/json")]
+                    if not double.distribution:
+                        return self._json(500, {"message": "Get https://registry/v2/: dial tcp: connection refused"})
+                    return self._json(200, {"Descriptor": {
+                        "mediaType": "application/vnd.oci.image.index.v1+json", "digest": double.digest(name),
+                        "size": 1609}, "Platforms": [{"architecture": "amd64", "os": "linux"}]})
                 if path.startswith("/images/") and path.endswith("/json"):
                     name = path[len("/images/"):-len("/json")]
-                    with double._lock:
-                        image = double.images.get(name)
+                    image = double.find(name)
                     if image is None:
                         return self._json(404, {"message": "No such image: %s" % name})
                     return self._json(200, image)
@@ -107,6 +142,9 @@ class DockerApiDouble:
             def do_POST(self):
                 parts = urlsplit(self.path)
                 self._log("POST", parts.path, parts.query)
+                path = unquote(parts.path)
+                if path.startswith("/images/") and path.endswith("/tag"):
+                    return self._tag(path[len("/images/"):-len("/tag")], parse_qs(parts.query))
                 if parts.path != "/images/create":
                     return self._json(404, {"message": "page not found"})
                 query = parse_qs(parts.query)
@@ -158,6 +196,22 @@ class DockerApiDouble:
                 self._send({"status": "Status: Downloaded newer image for %s" % name})
                 with double._lock:
                     double.images[name] = image
+
+            def _tag(self, name, query):
+                image = double.find(name)
+                if image is None:
+                    return self._json(404, {"message": "No such image: %s" % name})
+                target = "%s:%s" % (query.get("repo", [""])[0], query.get("tag", ["latest"])[0])
+                with double._lock:
+                    for other in double.images.values():
+                        if target in other["RepoTags"]:
+                            other["RepoTags"].remove(target)
+                    double.images = dict((key, value) for key, value in double.images.items() if key != target)
+                    image["RepoTags"].append(target)
+                    double.images[target] = image
+                self.send_response(201)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
 
             def _send(self, message):
                 body = (json.dumps(message) + "\r\n").encode()

@@ -7,6 +7,7 @@ daemon's part and streams dockerd's progress messages at a set rate.
 Asserted from the play's output and the double's request log: progress lines per interval with the layers' bytes
 growing; a present image is not pulled again (no POST); a pull whose stream stops fails after the stall timeout with a
 message naming the host, the image, the layer and the fix; an error of the daemon's stream fails the host with it.
+The hosts pull the digest the registry gives for the tag (tests/playbooks/test_image_digest_agreement.py).
 """
 
 from __future__ import annotations
@@ -74,7 +75,7 @@ def _play(work, double, **extra):
 
 
 def _posts(double):
-    return [r for r in double.requests if r["method"] == "POST"]
+    return [r for r in double.requests if r["method"] == "POST" and r["path"] == "/images/create"]
 
 
 def test_a_pull_prints_progress_lines_and_a_present_image_is_not_pulled_again(work):
@@ -91,7 +92,10 @@ def test_a_pull_prints_progress_lines_and_a_present_image_is_not_pulled_again(wo
         assert re.search(r"^localhost: .*: finished after \d+ s \(24.0 MiB in the end", out, re.M), out
         posts = _posts(double)
         assert len(posts) == 1 and "fromImage=registry.example.test%3A5000%2Fvllm%2Fvllm-openai" in posts[0]["query"]
-        assert "tag=v0.20.0" in posts[0]["query"], posts
+        # By the digest the registry gives for the tag (asked first: the distribution endpoint), not by the tag.
+        assert "tag=" + double.digest(IMAGE).replace(":", "%3A") in posts[0]["query"], posts
+        assert [r["path"] for r in double.requests if r["path"].startswith("/distribution/")] == [
+            "/distribution/%s/json" % IMAGE]
         assert "changed=1" in out, out
 
         # Present now: no pull, no line, no change.
@@ -109,7 +113,8 @@ def test_a_stalled_pull_fails_naming_host_image_layer_and_fix(work):
     found = re.search(r"msg: '?(localhost: The pull of .*?)'? PLAY RECAP", flat)
     assert found, out
     text = found.group(1)
-    for needed in (IMAGE, socket.gethostname(), "nothing downloaded or extracted for", "layer abc000000001 downloading",
+    reference = IMAGE.rsplit(":", 1)[0] + "@" + double.digest(IMAGE)
+    for needed in (reference, socket.gethostname(), "nothing downloaded or extracted for", "layer abc000000001 downloading",
                    "Fix:", "registry.example.test:5000", "vllm_engine_pull_stall_timeout"):
         assert needed in text, (needed, text)
 
@@ -120,4 +125,5 @@ def test_an_error_of_the_pull_fails_the_host_with_it(work):
         rc, out = _play(work, double)
     assert rc != 0, out
     flat = " ".join(out.split())
-    assert "localhost: Docker could not pull %s: unauthorized: authentication required" % IMAGE in flat, out
+    reference = IMAGE.rsplit(":", 1)[0] + "@" + double.digest(IMAGE)
+    assert "localhost: Docker could not pull %s: unauthorized: authentication required" % reference in flat, out
