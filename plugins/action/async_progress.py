@@ -30,6 +30,25 @@ _JOB_KEYS = ("ansible_job_id", "started", "finished", "results_file", "erased", 
              "stderr_lines")
 
 
+ARGUMENT_SPEC = {
+    "jid": {"type": "str", "required": True},
+    "progress_file": {"type": "str", "required": True},
+    "interval": {"type": "int", "default": 30},
+    "timeout": {"type": "int", "default": 0},
+    "stale_timeout": {"type": "int", "default": 600},
+    "label": {"type": "str", "default": ""},
+    "fix": {"type": "str", "default": ""},
+}
+
+
+def final_line(host, label, final, status, elapsed):
+    """The last line of a job that printed progress: how it ended, how long it took, how much, how fast."""
+    rate = float(final.get("done") or 0) / elapsed if elapsed > 0 else 0.0
+    return "%s: %s: %s after %s (%s in the end, %s/s on average since this task started)" % (
+        host, label or final.get("label") or "transfer", "failed" if status.get("failed") else "finished",
+        human_duration(elapsed), human_bytes(final.get("done")), human_bytes(rate))
+
+
 class ActionModule(ActionBase):
     TRANSFERS_FILES = False
     _VALID_ARGS = frozenset(("jid", "progress_file", "interval", "timeout", "label", "fix", "stale_timeout"))
@@ -55,15 +74,7 @@ class ActionModule(ActionBase):
         result = super(ActionModule, self).run(tmp, task_vars)
         del tmp
         task_vars = task_vars or {}
-        _validation, args = self.validate_argument_spec(argument_spec={
-            "jid": {"type": "str", "required": True},
-            "progress_file": {"type": "str", "required": True},
-            "interval": {"type": "int", "default": 30},
-            "timeout": {"type": "int", "default": 0},
-            "stale_timeout": {"type": "int", "default": 600},
-            "label": {"type": "str", "default": ""},
-            "fix": {"type": "str", "default": ""},
-        })
+        _validation, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
         host = task_vars.get("inventory_hostname") or self._play_context.remote_addr
         interval = max(int(args["interval"]), 1)
         period = min(interval, 5)
@@ -103,14 +114,8 @@ class ActionModule(ActionBase):
             time.sleep(period)
 
         if lines:
-            final = self._progress(args["progress_file"], task_vars) or progress or {}
-            elapsed = time.time() - started
-            rate = float(final.get("done") or 0) / elapsed if elapsed > 0 else 0.0
-            display.display("%s: %s: %s after %s (%s in the end, %s/s on average since this task started)" % (
-                host, args["label"] or final.get("label") or "transfer",
-                "failed" if status.get("failed") else "finished", human_duration(elapsed),
-                human_bytes(final.get("done")), human_bytes(rate)))
-            progress = final
+            progress = self._progress(args["progress_file"], task_vars) or progress or {}
+            display.display(final_line(host, args["label"], progress, status, time.time() - started))
         self._status(args["jid"], async_dir, task_vars, mode="cleanup")
         for key in _JOB_KEYS:
             status.pop(key, None)

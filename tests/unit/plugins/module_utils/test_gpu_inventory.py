@@ -59,6 +59,9 @@ def facts_from_fixture(profile):
 
 CASES = [
     ("h200_hgx8", H200, set()),
+    # The same healthy node with a NIC missing (tests/doubles/make_rdma_topology.py): the GPU checks pass; the rdma
+    # role's NIC affinity check refuses it (tests/unit/plugins/module_utils/test_rdma_topology.py).
+    ("h200_hgx8_nic_missing", H200, set()),
     ("b200_8", B200, set()),
     ("gb200_4", GB200, set()),
     ("h100_1", H200, {"gpu_count", "gpu_model", "gpu_memory", "fabricmanager"}),
