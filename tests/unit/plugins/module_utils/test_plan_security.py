@@ -333,8 +333,8 @@ def test_each_image_is_warned_about_under_its_own_setting():
     settings = {"topology": "lmcache_tp8", "image": "vllm/vllm-openai:v0.25.0",
                 "lmcache_image": "lmcache/vllm-openai:v0.3.9"}
     found = _tag_warnings(build_plan(settings, SERVING))
-    assert [w.split(" ", 2)[:2] for w in found] == [["plan_image", "vllm/vllm-openai:v0.25.0"],
-                                                     ["plan_lmcache_image", "lmcache/vllm-openai:v0.3.9"]]
+    expected = [["plan_image", "vllm/vllm-openai:v0.25.0"], ["plan_lmcache_image", "lmcache/vllm-openai:v0.3.9"]]
+    assert [w.split(" ", 2)[:2] for w in found] == expected
     # The LMCache server on the engine image: one image, one warning.
     assert len(_tag_warnings(build_plan(dict(settings, lmcache_image=None), SERVING))) == 1
     pinned = dict(settings, lmcache_image="lmcache/vllm-openai:v0.3.9@" + DIGEST)
