@@ -94,6 +94,12 @@ def test_the_daemons_pull_shows_progress_lines_and_is_not_repeated(work):
             assert any(" layer " in line and "downloading" in line for line in moving), lines
             assert re.search(r"finished after \d+ s \(12\.\d MiB in the end", out), out
             assert _present(image)
+            # Pulled by the registry's digest of the tag (asked first, nothing pulled), and the tag names it.
+            digests = subprocess.run(["docker", "image", "inspect", "--format", "{{json .RepoDigests}}", image],
+                                     capture_output=True, text=True, check=False).stdout
+            assert image.rsplit(":", 1)[0] + "@" + registry.manifest_digest in digests, digests
+            assert "every host pulls and runs %s@%s" % (image.rsplit(":", 1)[0], registry.manifest_digest) in \
+                " ".join(out.split()), out
             served = sum(r["bytes"] for r in registry.requests if "/blobs/" in r["path"])
             assert served >= registry.layers_size
 
@@ -114,7 +120,9 @@ def test_a_registry_that_stops_sending_fails_the_host_with_the_layer_and_the_fix
             flat = " ".join(out.replace("''", "'").split())
             found = re.search(r"msg: '?(localhost: The pull of .*?)'? PLAY RECAP", flat)
             assert found, out
-            for needed in (image, "nothing downloaded or extracted for", " layer ", "Fix:", "127.0.0.1",
+            # The host pulls the digest the daemon's distribution endpoint gave for the tag.
+            reference = image.rsplit(":", 1)[0] + "@" + registry.manifest_digest
+            for needed in (reference, "nothing downloaded or extracted for", " layer ", "Fix:", "127.0.0.1",
                            "vllm_engine_pull_stall_timeout"):
                 assert needed in found.group(1), (needed, found.group(1))
             registry.release()
