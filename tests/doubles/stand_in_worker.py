@@ -14,6 +14,8 @@ ports (8000, 8001, 8998, 9889) never meet the rehearsal's on the host.
 
 import argparse
 import json
+import signal
+import sys
 import threading
 import time
 import uuid
@@ -126,6 +128,9 @@ def main():
         servers.append(ThreadingHTTPServer(("127.0.0.1", args.bootstrap_port), make_handler(args)))
     for server in servers[1:]:
         threading.Thread(target=server.serve_forever, daemon=True).start()
+    # As vLLM does: SIGTERM (docker stop) ends the server; nothing is in flight long enough here to drain. Without
+    # a handler, PID 1 of a container ignores SIGTERM and Docker waits out the whole stop timeout.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     servers[0].serve_forever()
 
 

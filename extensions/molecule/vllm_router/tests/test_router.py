@@ -42,5 +42,8 @@ def test_router_runs_as_its_own_user_without_privileges(host):
     assert host.check_output("grep -c '^NoNewPrivileges=yes$' /etc/systemd/system/deepseek-v4-router-standby.service") == "1"
     unit = host.file("/etc/systemd/system/deepseek-v4-router-standby.service").content_string
     assert " --port 30001 " in unit and " --prometheus-port 29001" in unit and " --port 30000 " not in unit
-    standby = host.service("deepseek-v4-router-standby")
-    assert not standby.is_enabled and not standby.is_running
+    # No [Install] section: systemd calls it static, nothing can enable it at boot; only the upgrade starts it.
+    assert "[Install]" not in unit
+    enabled = host.run("systemctl is-enabled deepseek-v4-router-standby").stdout.strip()
+    assert enabled == "static", enabled
+    assert not host.service("deepseek-v4-router-standby").is_running
