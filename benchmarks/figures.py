@@ -5,7 +5,10 @@ Runs, one after the other (the Docker engine is used by one of them at a time):
   plan        benchmarks/plan_bench.py: the plan of a 64-host gb200_pd_cluster inventory through ansible-playbook
   refuse      ansible-playbook playbooks/h200_pd.yml on an inventory with a misspelt setting (median of 3)
   rollout     benchmarks/rehearsal_bench.py: the h200_pd rehearsal against the bare script a person would type
-              (rollout / bare) and the no-op re-run (no-op / first run)
+              (rollout / bare, rollout - bare in seconds) and the no-op re-run (no-op / first run), with the
+              ten costliest tasks of each run
+  longload    the same with engines that load for DSV4_BENCH_LOAD_S seconds (default 300) as GPU engines do (the
+              scale engine TEST DOUBLE in both), where the engines' load dominates
   recovery    the h200_pd rehearsal, the prefill engine's main process killed: seconds until the recipe's three
               reasoning-mode requests pass through the router again (the guard restarts decode and router)
   scale       benchmarks/scale_bench.py: gb200_pd_cluster with 2 and 32 engine hosts (stand-in engines)
@@ -48,8 +51,9 @@ def _run(cmd, timeout=7200):
     return proc, time.monotonic() - start
 
 
-def _script(name, *args, patterns):
-    """Run benchmarks/NAME with ARGS; {figure: float} from PATTERNS ({figure: regex with one group})."""
+def _script(name, *args, patterns, echo_from=None):
+    """Run benchmarks/NAME with ARGS; {figure: float} from PATTERNS ({figure: regex with one group}). Its output
+    from the first line that starts with ECHO_FROM on is printed as it is (the profiles of a run)."""
     path = ROOT / "benchmarks" / name
     if not path.exists():
         raise RuntimeError(f"{path.relative_to(ROOT)} is missing")
@@ -61,6 +65,8 @@ def _script(name, *args, patterns):
         if not match:
             raise RuntimeError(f"{name} (exit {proc.returncode}): no line matching {regex!r}:\n{out[-3000:]}")
         found[figure] = float(match.group(1))
+    if echo_from and ("\n" + echo_from) in out:
+        print(out[out.index("\n" + echo_from) + 1:].rstrip(), flush=True)
     # A benchmark that printed its figures but missed its own target exits non-zero: the figures still count.
     return found
 
@@ -90,12 +96,35 @@ def refuse():
 
 
 def rollout():
-    return _script("rehearsal_bench.py", patterns={
+    return _script("rehearsal_bench.py", echo_from="first run:", patterns={
         "h200_pd rollout (s)": r"ansible rollout \(first run\):\s+([\d.]+) s",
         "bare script (s)": r"bare shell script\s+:\s+([\d.]+) s",
         "rollout / bare": r"ansible / bare\s+:\s+([\d.]+)",
+        "rollout - bare (s)": r"ansible - bare\s+:\s+(-?[\d.]+) s",
         "no-op re-run (s)": r"ansible no-op re-run\s+:\s+([\d.]+) s",
         "no-op / first run": r"no-op / first run\s+:\s+([\d.]+)"})
+
+
+def longload():
+    """rollout, as above, with engines that load for DSV4_BENCH_LOAD_S seconds (default 300) as GPU engines do: the
+    scale engine TEST DOUBLE in place of the CPU engine, in the Ansible rollout and in the bare script alike."""
+    load_s = os.environ.get("DSV4_BENCH_LOAD_S", "300")
+    build = ["bash", "tests/doubles/scale_engine/build.sh"]
+    environ = dict(_env(), DSV4_SCALE_ENGINE_READY_S=load_s)
+    for args in ([], ["--print"]):
+        proc = subprocess.run(build + args, cwd=ROOT, env=environ, capture_output=True, text=True, check=False)
+        if proc.returncode != 0:
+            raise RuntimeError(f"tests/doubles/scale_engine/build.sh failed:\n{proc.stderr[-2000:]}")
+    os.environ["DSV4_REHEARSAL_IMAGE"] = proc.stdout.strip()
+    try:
+        found = _script("rehearsal_bench.py", echo_from="first run:", patterns={
+            f"h200_pd rollout, {load_s} s loads (s)": r"ansible rollout \(first run\):\s+([\d.]+) s",
+            f"bare script, {load_s} s loads (s)": r"bare shell script\s+:\s+([\d.]+) s",
+            f"rollout - bare, {load_s} s loads (s)": r"ansible - bare\s+:\s+(-?[\d.]+) s",
+            f"rollout / bare, {load_s} s loads": r"ansible / bare\s+:\s+([\d.]+)"})
+    finally:
+        del os.environ["DSV4_REHEARSAL_IMAGE"]
+    return found
 
 
 def recovery():
@@ -151,7 +180,8 @@ def weights():
             "fan-out / disk write rate": got["fanout_MBps"] / got["disk_MBps"]}
 
 
-STEPS = {"plan": plan, "refuse": refuse, "rollout": rollout, "recovery": recovery, "scale": scale,
+STEPS = {"plan": plan, "refuse": refuse, "rollout": rollout, "longload": longload, "recovery": recovery,
+         "scale": scale,
          "weights": weights}
 
 

@@ -9,7 +9,10 @@ Runs on the local Docker engine (see tests/rehearsal/inventory/):
      argv/env/volumes, then a health wait on each, python3-venv + pip
      install of the pinned vllm-router in the node, the router under systemd-run, a readiness wait and one
      chat request through the router)                                        -> bare
-Prints the times, Ansible/bare and no-op/first ratios. Leaves the rehearsal destroyed.
+Both timed runs start from a node that exists (scripts/rehearse.sh --node, not timed), as the bare script does.
+Prints the times, Ansible/bare and no-op/first ratios, the seconds the rollout takes beyond the bare script, and the
+ten costliest tasks of the first and of the no-op run (wall seconds, hosts, from benchmarks/callback_plugins/
+task_profile.py). Leaves the rehearsal destroyed.
 
     python benchmarks/rehearsal_bench.py [--keep-script FILE]
 """
@@ -43,9 +46,28 @@ def env():
     return e
 
 
-def timed(cmd, **kw):
+def profiled_env(profile):
+    """The environment of a run whose per-task profile goes to PROFILE."""
+    return dict(env(), ANSIBLE_CALLBACK_PLUGINS=str(ROOT / "benchmarks" / "callback_plugins"),
+                ANSIBLE_CALLBACKS_ENABLED="task_profile", DSV4_TASK_PROFILE=str(profile))
+
+
+def print_profile(title, profile, top=10):
+    """The TOP costliest tasks of a run's profile, by wall seconds."""
+    data = json.loads(Path(profile).read_text())
+    tasks = sorted(data["tasks"], key=lambda t: -t["wall_s"])
+    print(f"{title}: {len(data['tasks'])} tasks, {sum(t['results'] for t in data['tasks'])} host results, "
+          f"{data['wall_s']:.1f} s; the {top} costliest:")
+    print("| wall s | hosts | results | changed | task |")
+    print("| ---: | ---: | ---: | ---: | --- |")
+    for t in tasks[:top]:
+        print(f"| {t['wall_s']:.1f} | {t['hosts']} | {t['results']} | {t['changed']} | {t['task']} |")
+
+
+def timed(cmd, environ=None, **kw):
     start = time.monotonic()
-    result = subprocess.run(cmd, cwd=ROOT, env=env(), capture_output=True, text=True, **kw, check=False)
+    result = subprocess.run(cmd, cwd=ROOT, env=environ or env(), capture_output=True, text=True, **kw,
+                            check=False)
     elapsed = time.monotonic() - start
     if result.returncode != 0:
         sys.exit(f"{' '.join(map(str, cmd))} failed:\n{result.stdout[-4000:]}\n{result.stderr[-2000:]}")
@@ -110,9 +132,11 @@ def main():
     args = parser.parse_args()
 
     rehearse = ["bash", "scripts/rehearse.sh"]
+    profiles = Path(tempfile.mkdtemp(prefix="rehearsal-bench-"))
     timed(rehearse + ["--destroy"])
-    first = timed(rehearse)
-    noop = timed(rehearse)
+    timed(rehearse + ["--node"])
+    first = timed(rehearse, profiled_env(profiles / "first.json"))
+    noop = timed(rehearse, profiled_env(profiles / "noop.json"))
     plan = plan_json()
     timed(rehearse + ["--destroy"])
 
@@ -134,8 +158,13 @@ def main():
     print(f"ansible rollout (first run): {first:8.1f} s")
     print(f"bare shell script          : {bare:8.1f} s")
     print(f"ansible / bare             : {first / bare:8.2f}")
+    print(f"ansible - bare             : {first - bare:8.1f} s")
     print(f"ansible no-op re-run       : {noop:8.1f} s")
     print(f"no-op / first run          : {noop / first:8.2f}")
+    print()
+    print_profile("first run", profiles / "first.json")
+    print()
+    print_profile("no-op re-run", profiles / "noop.json")
 
 
 if __name__ == "__main__":

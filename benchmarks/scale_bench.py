@@ -27,6 +27,8 @@ import sys
 import time
 from pathlib import Path
 
+from rehearsal_bench import print_profile
+
 ROOT = Path(__file__).resolve().parents[1]
 NAME = "scale"
 NET = "172.31.250"
@@ -107,7 +109,13 @@ def script(env: dict, *args: str, log=None) -> None:
                    stdout=log, stderr=subprocess.STDOUT if log else None)
 
 
-def rollout(engines: int, setting: str, keep: bool) -> tuple[float, float]:
+def profiled(env: dict, profile: Path) -> dict:
+    """ENV with the per-task profile of the run going to PROFILE (benchmarks/callback_plugins/task_profile.py)."""
+    return dict(env, ANSIBLE_CALLBACK_PLUGINS=str(ROOT / "benchmarks" / "callback_plugins"),
+                ANSIBLE_CALLBACKS_ENABLED="task_profile", DSV4_TASK_PROFILE=str(profile))
+
+
+def rollout(engines: int, setting: str, keep: bool, noop: bool = False) -> tuple[float, float]:
     directory = generate(engines)
     env = base_env(directory)
     log_path = ROOT / "build" / f"scale-{engines}-{setting}.log"
@@ -115,7 +123,7 @@ def rollout(engines: int, setting: str, keep: bool) -> tuple[float, float]:
     with open(log_path, "w", encoding="utf-8") as log:
         script(env, "--destroy", log=log)
         script(env, "--node", log=log)
-        run_env = dict(env, **extra_env)
+        run_env = profiled(dict(env, **extra_env), ROOT / "build" / f"scale-{engines}-{setting}-profile.json")
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         start = time.monotonic()
         done = subprocess.run([playbook(), "-i", "tests/rehearsal/cluster_common", "-i", str(directory / "inventory"),
@@ -124,12 +132,27 @@ def rollout(engines: int, setting: str, keep: bool) -> tuple[float, float]:
         wall = time.monotonic() - start
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+        if noop and not done.returncode:
+            # The same playbook again, nothing to change: what a re-run to check the fleet costs.
+            noop_profile = ROOT / "build" / f"scale-{engines}-{setting}-noop-profile.json"
+            start = time.monotonic()
+            again = subprocess.run([playbook(), "-i", "tests/rehearsal/cluster_common", "-i",
+                                    str(directory / "inventory"), PLAYBOOK, *extra_args], cwd=ROOT,
+                                   env=profiled(dict(env, **extra_env), noop_profile), stdout=log,
+                                   stderr=subprocess.STDOUT, check=False)
+            noop_wall = time.monotonic() - start
         if not keep:
             script(env, "--destroy", log=log)
     if done.returncode:
         sys.exit(f"rollout of {engines} engine hosts ({setting}) failed: see {log_path}")
     print(f"  {engines:>3} engine hosts + 1 router, {setting:<13} wall {wall:7.1f} s  controller CPU {cpu:7.1f} s"
           f"  ({cpu / (engines + 1):.2f} s/host)  log {log_path.relative_to(ROOT)}", flush=True)
+    if noop:
+        if again.returncode:
+            sys.exit(f"no-op re-run of {engines} engine hosts ({setting}) failed: see {log_path}")
+        print(f"  {engines:>3} engine hosts, no-op re-run wall {noop_wall:7.1f} s ({noop_wall / wall:.2f} of the first)")
+        print_profile(f"{engines} engine hosts, first run", run_env["DSV4_TASK_PROFILE"])
+        print_profile(f"{engines} engine hosts, no-op re-run", noop_profile)
     return wall, cpu
 
 
@@ -148,7 +171,8 @@ def main() -> None:
     print(f"scale benchmark: engines ready after {os.environ.get('DSV4_SCALE_ENGINE_READY_S', '60')} s", flush=True)
     results = {}
     for n in counts:
-        results[(n, BASE_SETTING)] = rollout(n, BASE_SETTING, args.keep and n == counts[-1] and not settings)
+        results[(n, BASE_SETTING)] = rollout(n, BASE_SETTING, args.keep and n == counts[-1] and not settings,
+                                             noop=n == counts[-1])
     big = counts[-1]
     for setting in settings:
         if (big, setting) not in results:

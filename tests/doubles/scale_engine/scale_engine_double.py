@@ -11,6 +11,7 @@ costs a few MiB per engine, so 32 hosts fit on a small machine. Standard library
 
 import argparse
 import os
+import signal
 import sys
 import threading
 import time
@@ -38,6 +39,9 @@ def main(argv):
     )
     host = flag(argv, "--host", "0.0.0.0")
     ready_s = float(os.environ.get("DSV4_SCALE_ENGINE_READY_S", "60"))
+    # As vLLM does, SIGTERM (docker stop) ends the engine, loading or serving: PID 1 of a container has no default
+    # action for it, and Docker would wait out the whole stop timeout (the plan's drain and a margin).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     print("scale engine double: %s on %s:%d, ready in %.0f s" % (args.model, host, args.port, ready_s), flush=True)
     time.sleep(ready_s)
     servers = [ThreadingHTTPServer((host, args.port), make_handler(args))]
