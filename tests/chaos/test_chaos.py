@@ -36,7 +36,6 @@ SCENARIOS = [s for s in SPEC["scenarios"] if not PICKED or s["id"] in PICKED]
 TABLE = ROOT / "rehearsal-out" / "chaos-table.md"
 ACCESS_LOG = "/var/log/nginx/deepseek-v4-endpoint.access.log"
 ROUTER_UPSTREAM = "upstream=127.0.0.1:30000 "
-GUARD_METRICS = "/var/lib/prometheus/node-exporter/deepseek-v4-guard.prom"
 ROUTER_READY = "http://127.0.0.1:30000/readiness"
 OUTCOMES: list = []
 UPGRADED: dict = {}
@@ -112,7 +111,7 @@ def settled(spec):
     upstream up, and the router is ready."""
     values = []
     for node in spec["guards"]:
-        metrics = node_run(node, "cat", GUARD_METRICS).stdout
+        metrics = node_run(node, "cat", spec["guard_metrics"]).stdout
         values += [line.rsplit(" ", 1) for line in metrics.splitlines() if line and not line.startswith("#")]
     busy_gauges = ("deepseek_v4_guard_pending", "deepseek_v4_guard_restarting", "deepseek_v4_guard_held")
     busy = [name for name, value in values if name.startswith(busy_gauges) and float(value) != 0]

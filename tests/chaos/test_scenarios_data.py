@@ -24,7 +24,7 @@ CHECKS = {"max_failed", "max_failed_percent", "min_completed", "max_recovery_s",
 def test_scenario_is_understood(scenario):
     rehearsal = SPEC["rehearsals"][scenario["rehearsal"]]
     services = rehearsal["services"]
-    assert {"topology", "endpoint", "node", "guards", "services"} <= set(rehearsal)
+    assert {"topology", "endpoint", "node", "guards", "guard_metrics", "services"} <= set(rehearsal)
     assert scenario["why"] and scenario["checks"]
     for event in scenario["events"]:
         (kind,) = set(event) - {"seconds", "max_num_seqs"}
