@@ -46,9 +46,9 @@ def env():
     return e
 
 
-def profiled_env(profile):
-    """The environment of a run whose per-task profile goes to PROFILE."""
-    return dict(env(), ANSIBLE_CALLBACK_PLUGINS=str(ROOT / "benchmarks" / "callback_plugins"),
+def profiled(environ, profile):
+    """ENVIRON with the per-task profile of the run going to PROFILE (benchmarks/callback_plugins/task_profile.py)."""
+    return dict(environ, ANSIBLE_CALLBACK_PLUGINS=str(ROOT / "benchmarks" / "callback_plugins"),
                 ANSIBLE_CALLBACKS_ENABLED="task_profile", DSV4_TASK_PROFILE=str(profile))
 
 
@@ -135,8 +135,8 @@ def main():
     profiles = Path(tempfile.mkdtemp(prefix="rehearsal-bench-"))
     timed(rehearse + ["--destroy"])
     timed(rehearse + ["--node"])
-    first = timed(rehearse, profiled_env(profiles / "first.json"))
-    noop = timed(rehearse, profiled_env(profiles / "noop.json"))
+    first = timed(rehearse, profiled(env(), profiles / "first.json"))
+    noop = timed(rehearse, profiled(env(), profiles / "noop.json"))
     plan = plan_json()
     timed(rehearse + ["--destroy"])
 

@@ -27,7 +27,7 @@ import sys
 import time
 from pathlib import Path
 
-from rehearsal_bench import print_profile
+from rehearsal_bench import print_profile, profiled
 
 ROOT = Path(__file__).resolve().parents[1]
 NAME = "scale"
@@ -109,12 +109,6 @@ def script(env: dict, *args: str, log=None) -> None:
                    stdout=log, stderr=subprocess.STDOUT if log else None)
 
 
-def profiled(env: dict, profile: Path) -> dict:
-    """ENV with the per-task profile of the run going to PROFILE (benchmarks/callback_plugins/task_profile.py)."""
-    return dict(env, ANSIBLE_CALLBACK_PLUGINS=str(ROOT / "benchmarks" / "callback_plugins"),
-                ANSIBLE_CALLBACKS_ENABLED="task_profile", DSV4_TASK_PROFILE=str(profile))
-
-
 def rollout(engines: int, setting: str, keep: bool, noop: bool = False) -> tuple[float, float]:
     directory = generate(engines)
     env = base_env(directory)
@@ -126,9 +120,9 @@ def rollout(engines: int, setting: str, keep: bool, noop: bool = False) -> tuple
         run_env = profiled(dict(env, **extra_env), ROOT / "build" / f"scale-{engines}-{setting}-profile.json")
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         start = time.monotonic()
-        done = subprocess.run([playbook(), "-i", "tests/rehearsal/cluster_common", "-i", str(directory / "inventory"),
-                               PLAYBOOK, *extra_args], cwd=ROOT, env=run_env, stdout=log, stderr=subprocess.STDOUT,
-                              check=False)
+        argv = [playbook(), "-i", "tests/rehearsal/cluster_common", "-i", str(directory / "inventory"), PLAYBOOK,
+                *extra_args]
+        done = subprocess.run(argv, cwd=ROOT, env=run_env, stdout=log, stderr=subprocess.STDOUT, check=False)
         wall = time.monotonic() - start
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
@@ -136,9 +130,7 @@ def rollout(engines: int, setting: str, keep: bool, noop: bool = False) -> tuple
             # The same playbook again, nothing to change: what a re-run to check the fleet costs.
             noop_profile = ROOT / "build" / f"scale-{engines}-{setting}-noop-profile.json"
             start = time.monotonic()
-            again = subprocess.run([playbook(), "-i", "tests/rehearsal/cluster_common", "-i",
-                                    str(directory / "inventory"), PLAYBOOK, *extra_args], cwd=ROOT,
-                                   env=profiled(dict(env, **extra_env), noop_profile), stdout=log,
+            again = subprocess.run(argv, cwd=ROOT, env=profiled(dict(env, **extra_env), noop_profile), stdout=log,
                                    stderr=subprocess.STDOUT, check=False)
             noop_wall = time.monotonic() - start
         if not keep:
@@ -150,7 +142,8 @@ def rollout(engines: int, setting: str, keep: bool, noop: bool = False) -> tuple
     if noop:
         if again.returncode:
             sys.exit(f"no-op re-run of {engines} engine hosts ({setting}) failed: see {log_path}")
-        print(f"  {engines:>3} engine hosts, no-op re-run wall {noop_wall:7.1f} s ({noop_wall / wall:.2f} of the first)")
+        print(f"  {engines:>3} engine hosts, no-op re-run wall {noop_wall:7.1f} s"
+              f" ({noop_wall / wall:.2f} of the first)")
         print_profile(f"{engines} engine hosts, first run", run_env["DSV4_TASK_PROFILE"])
         print_profile(f"{engines} engine hosts, no-op re-run", noop_profile)
     return wall, cpu
