@@ -55,19 +55,28 @@ node_running() {
   [ "$(docker inspect -f '{{.State.Running}}' "$NODE" 2>/dev/null || true)" = "true" ]
 }
 
+# A node started by an older version of this script lacks the shared $DATA_DIR: it is started again.
+node_current() {
+  node_running && docker inspect -f '{{range .Mounts}}{{.Destination}} {{end}}' "$NODE" | grep -qw -- "$DATA_DIR"
+}
+
 ensure_node() {
   local base
   base=$(bash scripts/build-base-image.sh --print)
   bash scripts/build-base-image.sh >/dev/null
-  if ! node_running; then
+  if ! node_current; then
     docker rm -f "$NODE" >/dev/null 2>&1 || true
     echo "starting node container $NODE ($base)"
     # Like a host after a Docker daemon restart, the node comes back (with its systemd units) by its restart policy.
+    # The node drives the Docker engine of this machine, so a path the roles write on the node and an engine mounts
+    # (the Hugging Face cache, the engines' kernel caches) must be the same directory on both: $DATA_DIR is shared.
+    mkdir -p "$DATA_DIR"
     docker run -d --name "$NODE" --restart unless-stopped \
       --network host \
       --tmpfs /run --tmpfs /run/lock \
       -v /sys/fs/cgroup:/sys/fs/cgroup:ro \
       -v /var/run/docker.sock:/var/run/docker.sock \
+      -v "$DATA_DIR:$DATA_DIR" \
       --label inference.deepseek_v4.rehearsal=node \
       "$base" /lib/systemd/systemd >/dev/null
   fi
