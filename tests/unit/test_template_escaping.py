@@ -186,7 +186,7 @@ def proxy_variables(conf_dir, **over):
               "_endpoint_proxy_cert": "%s/selfsigned.crt" % conf_dir, "_endpoint_proxy_key": "%s/selfsigned.key" % conf_dir,
               "endpoint_proxy_client_max_body_size": "16m", "endpoint_proxy_connect_timeout": 5,
               "endpoint_proxy_retry_timeout": 30, "endpoint_proxy_read_timeout": 600,
-              "endpoint_proxy_standby": "http://127.0.0.1:30001"}
+              "endpoint_proxy_standby": "http://127.0.0.1:30001", "endpoint_proxy_retry_tries": 6}
     values.update(over)
     return values
 
@@ -224,8 +224,24 @@ def test_plain_nginx_values_are_written_as_before(tmp_path):
         assert "    " + line in conf.splitlines() or line in conf.splitlines(), line
 
 
+@pytest.mark.parametrize("tries, standby", [(2, ""), (6, "http://127.0.0.1:30001"), (9, "")])
+def test_the_retry_policy_passes_a_request_through_the_router_each_try(tmp_path, tries, standby):
+    """nginx tries each server line once per request: under retry, the router has one line per try (never left out:
+    max_fails=0), and proxy_next_upstream_tries counts them (and the standby's)."""
+    conf = render(PROXY / "endpoint.conf.j2", proxy_variables(
+        tmp_path, endpoint_proxy_failure_policy="retry", endpoint_proxy_retry_tries=tries,
+        endpoint_proxy_standby=standby))
+    servers = [line.strip() for line in conf.splitlines() if line.strip().startswith("server ")]
+    router = [line for line in servers if line.endswith("# the router")]
+    assert router == ["server 127.0.0.1:30000 max_fails=0;  # the router"] + \
+        ["server 127.0.0.1:30000 backup max_fails=0;  # the router"] * (tries - 1)
+    assert "    proxy_next_upstream_tries %d;" % (tries + (1 if standby else 0)) in conf.splitlines()
+    assert "passed through it again, %d tries in all" % tries in conf
+
+
 @pytest.mark.skipif(shutil.which("nginx") is None or shutil.which("openssl") is None, reason="needs nginx and openssl")
-def test_nginx_accepts_the_configuration_with_quoted_values(tmp_path):
+@pytest.mark.parametrize("policy", ["fallback", "retry"])
+def test_nginx_accepts_the_configuration_with_quoted_values(tmp_path, policy):
     """nginx -t reads the site with its keys and certificate; quoted locations are valid prefixes to it."""
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=test", "-days", "1",
                     "-keyout", str(tmp_path / "selfsigned.key"), "-out", str(tmp_path / "selfsigned.crt")],
@@ -235,7 +251,8 @@ def test_nginx_accepts_the_configuration_with_quoted_values(tmp_path):
     (tmp_path / "api-keys.map").write_text(render(PROXY / "api-keys.map.j2", keys))
     (tmp_path / "upstream-auth.conf").write_text(render(PROXY / "upstream-auth.conf.j2", keys))
     site = render(PROXY / "endpoint.conf.j2", proxy_variables(
-        tmp_path, endpoint_proxy_locations=["/v1/ {\n return 200; }"], endpoint_proxy_health_location='/he"alth'))
+        tmp_path, endpoint_proxy_locations=["/v1/ {\n return 200; }"], endpoint_proxy_health_location='/he"alth',
+        endpoint_proxy_failure_policy=policy))
     kinds = ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
     temp = " ".join("%s_temp_path %s;" % (kind, tmp_path / kind) for kind in kinds)
     site = site.replace("/var/log/nginx/", str(tmp_path) + "/")

@@ -514,8 +514,9 @@ def _standby(svc, argv, local, s):
 
 def _failure_policy(b, problems):
     """What the endpoint front does while the router or one side of the pair fails (plan_endpoint_failure_policy):
-    {policy, fallbacks}, the fallbacks being the engines that serve whole requests alone (decode first: it has the
-    KV capacity for long answers)."""
+    {policy, fallbacks, tries}, the fallbacks being the engines that serve whole requests alone (decode first: it
+    has the KV capacity for long answers), tries the front's tries through the router (retry: plan_endpoint_retry_tries;
+    fallback: the router once, then each fallback; fail: one)."""
     alone = bool((b.connector or {}).get("serves_alone"))
     policy = b.s["endpoint_failure_policy"]
     if policy == "auto":
@@ -526,7 +527,9 @@ def _failure_policy(b, problems):
                                 "set retry (or auto)."))
     order = {role: 0 for role, row in b.topology["roles"].items() if row.get("fallback_first")}
     engines = sorted(b.engines, key=lambda x: order.get(x["role"], 1)) if policy == "fallback" else []
-    return {"policy": policy, "fallbacks": [_direct_url(x) for x in engines]}
+    fallbacks = [_direct_url(x) for x in engines]
+    tries = {"retry": b.s["endpoint_retry_tries"], "fallback": 1 + len(fallbacks)}.get(policy, 1)
+    return {"policy": policy, "fallbacks": fallbacks, "tries": tries}
 
 
 def _direct_url(engine):

@@ -106,9 +106,14 @@ SETTINGS = {
                                       "stops sending it requests (--cb-failure-threshold).", minimum=1, maximum=1000),
     "router_cb_timeout_secs": _s(15, "int", "Seconds an open circuit waits before a trial request "
                                  "(--cb-timeout-duration-secs).", minimum=1, maximum=3600),
-    "router_health_check_interval_secs": _s(5, "int", "Seconds between the router's health checks of each worker "
-                                            "(--health-check-interval-secs; vllm-router's own default is 60).",
+    "router_health_check_interval_secs": _s(2, "int", "Seconds between the router's health checks of each worker "
+                                            "(--health-check-interval-secs; vllm-router's own default is 60). The "
+                                            "router's prefill/decode path does not retry a failed prefill, so a lost "
+                                            "worker is left out only by its health checks.",
                                             minimum=1, maximum=3600),
+    "router_health_check_timeout_secs": _s(2, "int", "Seconds a health check of a worker may take before it counts "
+                                           "as failed (--health-check-timeout-secs; vllm-router's own default is 5).",
+                                           minimum=1, maximum=300),
     "router_health_failure_threshold": _s(3, "int", "Failed health checks in a row that take a worker out of "
                                           "rotation (--health-failure-threshold).", minimum=1, maximum=100),
     "endpoint_failure_policy": _s("auto", "str", "What the endpoint front (role endpoint_proxy) does with a request "
@@ -117,6 +122,11 @@ SETTINGS = {
                                   "alone: a kv_both connector), retry (retried through the router once), fail. "
                                   "auto: fallback where every engine can serve alone, else retry.",
                                   choices=["auto", "fallback", "retry", "fail"]),
+    "endpoint_retry_tries": _s(6, "int", "Tries the endpoint front makes through the router under the retry policy "
+                               "(the first and its retries), each before the first byte of an answer and all within "
+                               "the front's retry timeout. The router does not retry a failed prefill itself and "
+                               "may pick a lost prefill worker again until its health checks leave it out, so the "
+                               "tries must outlast that (interval x threshold).", minimum=2, maximum=20),
     "lmcache_image": _s(None, "str", "Image of the LMCache MP server. Null uses the engine image."),
     "lmcache_l1_size_gb": _s(100, "int", "LMCache L1 (CPU memory) size in GB.", minimum=1, maximum=65536),
     "lmcache_eviction_policy": _s("LRU", "str", "LMCache eviction policy."),
@@ -336,6 +346,7 @@ ROUTER_RESILIENCE = (
     ("--cb-failure-threshold", "router_cb_failure_threshold", 1),
     ("--cb-timeout-duration-secs", "router_cb_timeout_secs", 1),
     ("--health-check-interval-secs", "router_health_check_interval_secs", 1),
+    ("--health-check-timeout-secs", "router_health_check_timeout_secs", 1),
     ("--health-failure-threshold", "router_health_failure_threshold", 1),
 )
 
@@ -573,7 +584,7 @@ ALL_INTERFACES = ("0.0.0.0", "::", "[::]", "")
 # other difference from the source documents still fails them.
 HARDENING = {
     "router": {flag: "vllm-router's resilience set from plan_%s (bounded, jittered retries before the first byte; a "
-                     "circuit breaker; a 5 s health check instead of 60 s)" % setting
+                     "circuit breaker; a 2 s health check instead of 60 s)" % setting
                for flag, setting, _scale in ROUTER_RESILIENCE},
     "engine": {"--host": "the engine listens on the address the plan gives it (loopback on one host, the host's "
                          "address where another host reaches it), not on every interface (vLLM's default)",

@@ -282,7 +282,7 @@ def plan(b):
         "endpoint": dict({"host": target["host"], "service": target["name"],
                           "url": target["health_url"].rsplit("/", 1)[0],
                           "standby": (target.get("standby") or {}).get("url")},
-                         **(b.failure_policy or {"policy": "fail", "fallbacks": []})),
+                         **(b.failure_policy or {"policy": "fail", "fallbacks": [], "tries": 1})),
         "api_key": _api_key(b, services), "image_digest": _digest(s["image"]),
         "warnings": list(b.warnings), "hosts": hosts, "services": services,
         "scrape_targets": scrape_targets(s["topology"], hosts, services),

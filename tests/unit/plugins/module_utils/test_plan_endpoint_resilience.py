@@ -131,3 +131,26 @@ def test_engines_drain_on_stop_where_their_vllm_can(topology):
             else:
                 assert flag_value(svc["argv"], "--shutdown-timeout") == str(drain)
                 assert svc["container"]["stop_timeout"] == drain + 30
+
+
+@pytest.mark.parametrize("topology, settings, tries", [
+    ("gb200_pd_cluster", {}, 6),
+    ("gb200_pd_cluster", {"endpoint_retry_tries": 3}, 3),
+    ("h200_pd", {"endpoint_failure_policy": "retry"}, 6),
+    ("h200_pd", {}, 3),  # fallback: the router, then each of the two engines
+    ("h200_pd", {"endpoint_failure_policy": "fail"}, 1),
+])
+def test_the_front_tries_outlast_the_routers_health_checks(topology, settings, tries):
+    """The router's prefill/decode path does not retry a failed prefill: a lost prefill worker keeps being picked
+    until its health checks leave it out, so the front passes a request through the router again, tries times."""
+    plan = build_plan(dict(settings, topology=topology), HOSTS[topology])
+    assert plan["endpoint"]["tries"] == tries
+    (router,) = [s for s in plan["services"] if s["kind"] == "router"]
+    assert flag_value(router["argv"], "--health-check-timeout-secs") == "2"
+    assert flag_value(router["argv"], "--health-check-interval-secs") == "2"
+
+
+def test_retry_tries_out_of_range_refused():
+    with pytest.raises(PlanError) as err:
+        build_plan({"topology": "gb200_pd_cluster", "endpoint_retry_tries": 1}, HOSTS["gb200_pd_cluster"])
+    assert "plan_endpoint_retry_tries" in str(err.value) and "from 2 to 20" in str(err.value)

@@ -62,7 +62,7 @@ def test_every_node_serves_its_own_api_and_no_router():
             ("api", 8000, 8000, "plan_engine_port", False)], host
     # Every node serves clients: its API listens on its own address (--host), where the endpoint is reached.
     assert result["endpoint"] == {"host": "node-1", "service": "deepseek-v4-engine", "url": "http://10.0.3.1:8000",
-                                  "policy": "fail", "fallbacks": [], "standby": None}
+                                  "policy": "fail", "fallbacks": [], "tries": 1, "standby": None}
     assert {s["host"]: flag(s, "--host") for s in result["services"]} == {"node-1": "10.0.3.1", "node-2": "10.0.3.2"}
     assert result["transfer"]["hosts"] == [] and result["kv_connector"] is None
 
