@@ -1,8 +1,9 @@
 # -*- coding: utf-8 -*-
-"""The weights fan-out's transfer secret (roles/hf_cache/tasks/fanout.yml), read from the tasks themselves: it reaches
-rsync through a root-only 0600 password file written under no_log and removed in the block's `always` (also when the
-pull fails), never through a task's environment (printed in the SSH EXEC line at -vvv, in /proc/<pid>/environ for
-the whole copy) or a command line. tests/hf_cache/test_fanout.py runs the real role on containers."""
+"""The weights fan-out's transfer secret (roles/hf_cache/tasks/fanout.yml and the copy it imports, fanout_copy.yml),
+read from the tasks themselves: it reaches rsync through a root-only 0600 password file written under no_log and
+removed in the block's `always` (also when the pull fails), never through a task's environment (printed in the SSH
+EXEC line at -vvv, in /proc/<pid>/environ for the whole copy) or a command line. tests/hf_cache/test_fanout.py runs
+the real role on containers."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from pathlib import Path
 import yaml
 
 TASKS = Path(__file__).resolve().parents[2] / "roles" / "hf_cache" / "tasks" / "fanout.yml"
+COPY = TASKS.with_name("fanout_copy.yml")
 
 
 def _walk(tasks):
@@ -22,12 +24,18 @@ def _walk(tasks):
 
 
 def _copy_block():
-    (block,) = [t for t in yaml.safe_load(TASKS.read_text()) if t.get("name") == "Copy from the seed"]
+    (block,) = [t for t in yaml.safe_load(COPY.read_text()) if t.get("name") == "Copy from the seed"]
     return block
 
 
+def test_the_fanout_imports_the_copy():
+    imports = [t for t in yaml.safe_load(TASKS.read_text()) if "ansible.builtin.import_tasks" in t]
+    assert [t["ansible.builtin.import_tasks"] for t in imports] == ["fanout_copy.yml"]
+    assert "when" not in imports[0]
+
+
 def test_no_task_passes_the_secret_through_its_environment_or_argv():
-    for task in _walk(yaml.safe_load(TASKS.read_text())):
+    for task in _walk(yaml.safe_load(TASKS.read_text()) + yaml.safe_load(COPY.read_text())):
         env = json.dumps(task.get("environment", {}))
         assert "secret" not in env and "RSYNC_PASSWORD" not in env, task["name"]
         command = task.get("ansible.builtin.command", {})

@@ -2,7 +2,7 @@
 """The router's systemd unit and launcher (roles/vllm_router/templates) as the template module renders them: a flag
 whose value is a secret (the plan's secret_args) is read from the 0600 environment file, in the router's own
 process; the unit, the launcher and the command line never hold the key. The role writes that file 0600 under a
-0700 directory (tasks/service.yml, checked here from the task itself)."""
+0700 directory (tasks/service_secrets.yml, checked here from the task itself)."""
 
 from __future__ import annotations
 
@@ -69,13 +69,15 @@ def test_secret_flags_come_from_the_environment_file_through_the_launcher(monkey
 
 
 def test_the_environment_file_is_written_0600_root_only_and_never_shown():
-    tasks = yaml.safe_load((ROLE / "tasks" / "service.yml").read_text())
+    tasks = yaml.safe_load((ROLE / "tasks" / "service_secrets.yml").read_text())
     by_name = {t["name"].split(" - ")[0]: t for t in tasks}
     secret_file = by_name["Write the router's secret environment file (0600)"]
     assert secret_file["no_log"] is True
     assert secret_file["ansible.builtin.copy"]["mode"] == "0600"
     assert secret_file["ansible.builtin.copy"]["owner"] == "root"
     assert by_name["Create the directory of the router's secret files"]["ansible.builtin.file"]["mode"] == "0700"
+    service = yaml.safe_load((ROLE / "tasks" / "service.yml").read_text())
+    assert "service_secrets.yml" in [t.get("ansible.builtin.import_tasks") for t in service]
 
 
 @pytest.mark.parametrize("forwards", [False, True])
