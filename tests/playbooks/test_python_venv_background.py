@@ -1,11 +1,13 @@
 # -*- coding: utf-8 -*-
-"""python_venv in the background (python_venv_background, python_venv_wait_for), on this machine (connection local).
+"""python_venv in the background (python_venv_background; the next call for the same path waits for the job), on
+this machine (connection local).
 
 The interpreter that creates the virtualenv takes 8 s to do it (a wrapper around this Python that sleeps before
 `-m venv`), and the package is a wheel built here, installed with --no-index: no network. Asserted:
 
-* the background call returns before the virtualenv exists, with a job; the wait finds the package installed and
-  reports the virtualenv changed; the job's status file is gone afterwards;
+* the background call returns before the virtualenv exists, with a job kept under the virtualenv's path; the next
+  call (no python_venv_background) waits for it, finds the package installed and reports the virtualenv changed;
+  the job's status file and its entry in python_venv_jobs are gone afterwards;
 * the same again: nothing to install, the wait reports no change;
 * a package that does not exist: the wait fails with pip's message.
 """
@@ -77,16 +79,16 @@ def run(work, package):
         "tasks": [
             {"name": "Start", "ansible.builtin.include_role": {"name": "inference.deepseek_v4.python_venv"},
              "vars": dict(role_vars, python_venv_background=True)},
-            {"name": "Keep the job", "ansible.builtin.set_fact": {"job": "{{ python_venv_background_job }}"}},
+            {"name": "Keep the job", "ansible.builtin.set_fact": {"job": "{{ python_venv_jobs[%r] }}" % str(venv)}},
             {"name": "Look right after", "ansible.builtin.stat": {"path": str(venv / "bin" / "python")},
              "register": "early"},
             {"name": "Wait", "ansible.builtin.include_role": {"name": "inference.deepseek_v4.python_venv"},
-             "vars": dict(role_vars, python_venv_wait_for="{{ job }}")},
+             "vars": role_vars},
             {"name": "Import", "register": "imported", "changed_when": False,
              "ansible.builtin.command": f"{venv}/bin/python -c 'import tinypkg; print(tinypkg.VALUE)'"},
             {"name": "Report", "ansible.builtin.debug": {
                 "msg": "RESULT {{ {'job': job, 'early': early.stat.exists, 'changed': python_venv_changed,"
-                       " 'value': imported.stdout} | to_json }}"}},
+                       " 'value': imported.stdout, 'jobs_left': python_venv_jobs} | to_json }}"}},
         ],
     }]
     playbook.write_text(json.dumps(plays))
@@ -106,7 +108,7 @@ def test_a_background_install_returns_at_once_and_the_wait_reports_what_it_did(w
     rc, output, result = run(work, "tinypkg==1.0")
     assert rc == 0, output
     # The virtualenv did not exist yet when the background call had returned: pip was still creating it.
-    assert result["job"]["jid"] and result["job"]["path"] == str(work / "venv"), result
+    assert result["job"]["jid"] and result["jobs_left"] == {}, result
     assert result["early"] is False, output
     assert result["changed"] is True and result["value"] == "323", result
     status = os.path.expanduser("~/.ansible_async/%s" % result["job"]["jid"])
