@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import json
 import time
+from typing import Any, Mapping, Optional
 
 from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
@@ -41,7 +42,7 @@ ARGUMENT_SPEC = {
 }
 
 
-def final_line(host, label, final, status, elapsed):
+def final_line(host: str, label: str, final: Mapping[str, Any], status: Mapping[str, Any], elapsed: float) -> str:
     """The last line of a job that printed progress: how it ended, how long it took, how much, how fast."""
     rate = float(final.get("done") or 0) / elapsed if elapsed > 0 else 0.0
     return "%s: %s: %s after %s (%s in the end, %s/s on average since this task started)" % (
@@ -53,14 +54,14 @@ class ActionModule(ActionBase):
     TRANSFERS_FILES = False
     _VALID_ARGS = frozenset(("jid", "progress_file", "interval", "timeout", "label", "fix", "stale_timeout"))
 
-    def _async_dir(self):
+    def _async_dir(self) -> str:
         return self._remote_expand_user(self.get_shell_option("async_dir", default="~/.ansible_async"))
 
-    def _status(self, jid, async_dir, task_vars, mode="status"):
+    def _status(self, jid: str, async_dir: str, task_vars: dict[str, Any], mode: str = "status") -> dict[str, Any]:
         return self._execute_module(module_name="ansible.legacy.async_status", task_vars=task_vars,
                                     module_args={"jid": jid, "mode": mode, "_async_dir": async_dir})
 
-    def _progress(self, path, task_vars):
+    def _progress(self, path: str, task_vars: dict[str, Any]) -> Optional[dict[str, Any]]:
         got = self._execute_module(module_name="ansible.legacy.slurp", task_vars=task_vars, module_args={"src": path})
         if got.get("failed") or not got.get("content"):
             return None
@@ -70,7 +71,7 @@ class ActionModule(ActionBase):
             return None
         return data if isinstance(data, dict) else None
 
-    def run(self, tmp=None, task_vars=None):
+    def run(self, tmp: Optional[str] = None, task_vars: Optional[dict[str, Any]] = None) -> dict[str, Any]:
         result = super(ActionModule, self).run(tmp, task_vars)
         del tmp
         task_vars = task_vars or {}

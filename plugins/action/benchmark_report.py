@@ -9,6 +9,7 @@ The implementation of the module of the same name (whose file holds its document
 from __future__ import annotations
 
 import os
+from typing import Any, Optional
 
 from ansible.plugins.action import ActionBase
 
@@ -25,7 +26,7 @@ class ActionModule(ActionBase):
     TRANSFERS_FILES = False
     _VALID_ARGS = frozenset(("run_dir", "compare_to"))
 
-    def run(self, tmp=None, task_vars=None):
+    def run(self, tmp: Optional[str] = None, task_vars: Optional[dict[str, Any]] = None) -> dict[str, Any]:
         result = super(ActionModule, self).run(tmp, task_vars)
         _valid, args = self.validate_argument_spec(argument_spec=dict(
             run_dir=dict(type="path", required=True),

@@ -8,6 +8,8 @@ The implementation of the module of the same name (whose file holds its document
 
 from __future__ import annotations
 
+from typing import Any, Mapping, Optional
+
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.inference.deepseek_v4.plugins.module_utils._plan import (
@@ -29,7 +31,8 @@ class ActionModule(ActionBase):
     TRANSFERS_FILES = False
     _VALID_ARGS = frozenset(("settings", "hosts", "dest", "api_key_required"))
 
-    def _host_entry(self, name, groups, hostvars, settings):
+    def _host_entry(self, name: str, groups: list[str], hostvars: Mapping[str, Any],
+                    settings: Mapping[str, Any]) -> dict[str, Any]:
         """The plan's view of one inventory host: its groups, its per-host settings, any plan_* variable of its
         own that no table knows (refused by the plan, with the closest real name; one the play's settings carry
         too is reported once, there), and any whole-plan setting whose value on this host differs from the
@@ -49,7 +52,7 @@ class ActionModule(ActionBase):
             entry["address"] = self._templar.template(hostvars.get("ansible_host", name))
         return entry
 
-    def _inventory_hosts(self, settings, task_vars):
+    def _inventory_hosts(self, settings: Mapping[str, Any], task_vars: Mapping[str, Any]) -> list[dict[str, Any]]:
         groups = task_vars.get("groups", {})
         hostvars = task_vars.get("hostvars", {})
         members = {}
@@ -59,7 +62,7 @@ class ActionModule(ActionBase):
         return [self._host_entry(name, member_of, hostvars[name], settings)
                 for name, member_of in members.items()]
 
-    def run(self, tmp=None, task_vars=None):
+    def run(self, tmp: Optional[str] = None, task_vars: Optional[dict[str, Any]] = None) -> dict[str, Any]:
         result = super(ActionModule, self).run(tmp, task_vars)
         task_vars = task_vars or {}
         _valid, args = self.validate_argument_spec(argument_spec=dict(

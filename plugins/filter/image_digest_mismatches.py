@@ -5,6 +5,8 @@
 
 from __future__ import annotations
 
+from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
+
 from ansible_collections.inference.deepseek_v4.plugins.module_utils._image_digest import mismatches
 
 DOCUMENTATION = r"""
@@ -54,7 +56,9 @@ _value:
 """
 
 
-def image_digest_mismatches(images, agreements, host, peers=None):
+def image_digest_mismatches(images: Optional[Iterable[Mapping[str, Any]]],
+                            agreements: Optional[Mapping[str, Mapping[str, Any]]], host: str,
+                            peers: Optional[Iterable[Sequence[Any]]] = None) -> list[str]:
     """The messages of the host's images that are not the agreed digest."""
     return mismatches(images, agreements, host, peers or [])
 
@@ -62,5 +66,5 @@ def image_digest_mismatches(images, agreements, host, peers=None):
 class FilterModule(object):
     """The collection's filters."""
 
-    def filters(self):
+    def filters(self) -> dict[str, Callable[..., list[str]]]:
         return {"image_digest_mismatches": image_digest_mismatches}

@@ -5,6 +5,8 @@
 
 from __future__ import annotations
 
+from typing import Any, Callable, Mapping, Optional
+
 from ansible_collections.inference.deepseek_v4.plugins.module_utils._image_digest import reference
 
 DOCUMENTATION = r"""
@@ -40,7 +42,7 @@ _value:
 """
 
 
-def image_reference(image, agreements):
+def image_reference(image: str, agreements: Optional[Mapping[str, Mapping[str, Any]]]) -> str:
     """The agreed reference of ``image``, or ``image``."""
     return reference(image, agreements)
 
@@ -48,5 +50,5 @@ def image_reference(image, agreements):
 class FilterModule(object):
     """The collection's filters."""
 
-    def filters(self):
+    def filters(self) -> dict[str, Callable[..., str]]:
         return {"image_reference": image_reference}

@@ -5,6 +5,8 @@
 
 from __future__ import annotations
 
+from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
+
 DOCUMENTATION = r"""
 name: unserved_roles
 short_description: The engine roles a batch would leave without a serving engine
@@ -41,11 +43,12 @@ _value:
 """
 
 
-def _engines(services):
+def _engines(services: Optional[Iterable[Mapping[str, Any]]]) -> list[Mapping[str, Any]]:
     return [s for s in services or [] if s.get("kind") == "engine"]
 
 
-def unserved_roles(services, changing):
+def unserved_roles(services: Optional[Sequence[Mapping[str, Any]]],
+                   changing: Optional[Iterable[Mapping[str, Any]]]) -> list[str]:
     """The roles every engine of which is among ``changing``."""
     leaving = {(s.get("host"), s.get("name")) for s in _engines(changing)}
     roles = []
@@ -59,5 +62,5 @@ def unserved_roles(services, changing):
 class FilterModule(object):
     """The collection's filters."""
 
-    def filters(self):
+    def filters(self) -> dict[str, Callable[..., list[str]]]:
         return {"unserved_roles": unserved_roles}

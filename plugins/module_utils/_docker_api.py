@@ -15,7 +15,7 @@ stderr, demultiplexed), read a path of it as a tar archive, inspect an image, as
 (the distribution endpoint), open a streamed answer (an image pull).
 """
 
-from __future__ import absolute_import, division, print_function
+from __future__ import absolute_import, annotations, division, print_function
 
 __metaclass__ = type
 
@@ -25,6 +25,7 @@ import os
 import socket
 import ssl
 import struct
+from typing import Any, Callable, Iterable, Mapping, Optional
 from urllib.parse import quote, urlencode, urlsplit
 
 from ansible.module_utils.basic import AnsibleModule, env_fallback
@@ -59,7 +60,7 @@ _MULTIPLEXED_STREAM = "application/vnd.docker.multiplexed-stream"
 class DockerError(Exception):
     """The daemon could not be reached, or answered with an error."""
 
-    def __init__(self, msg, status=None):
+    def __init__(self, msg: str, status: Optional[int] = None) -> None:
         super(DockerError, self).__init__(msg)
         self.status = status
 
@@ -67,11 +68,11 @@ class DockerError(Exception):
 class _UnixHTTPConnection(http_client.HTTPConnection):
     """HTTP over a unix socket (the Docker daemon's default endpoint)."""
 
-    def __init__(self, path, timeout):
+    def __init__(self, path: str, timeout: float) -> None:
         http_client.HTTPConnection.__init__(self, "localhost", timeout=timeout)
         self.socket_path = path
 
-    def connect(self):
+    def connect(self) -> None:
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         sock.settimeout(self.timeout)
         try:
@@ -85,17 +86,17 @@ class _UnixHTTPConnection(http_client.HTTPConnection):
 class _TLSConnection(http_client.HTTPConnection):
     """HTTPS to a TCP endpoint, with the server name to check given apart from the address (tls_hostname)."""
 
-    def __init__(self, host, port, timeout, context, server_hostname):
+    def __init__(self, host: str, port: int, timeout: float, context: ssl.SSLContext, server_hostname: str) -> None:
         http_client.HTTPConnection.__init__(self, host, port, timeout=timeout)
         self.context = context
         self.server_hostname = server_hostname
 
-    def connect(self):
+    def connect(self) -> None:
         sock = socket.create_connection((self.host, self.port), self.timeout)
         self.sock = self.context.wrap_socket(sock, server_hostname=self.server_hostname)
 
 
-def _cert_path(params, option, file_name):
+def _cert_path(params: Mapping[str, Any], option: str, file_name: str) -> Optional[str]:
     """An option's path, or the file of that name in $DOCKER_CERT_PATH (as the Docker CLI reads it)."""
     if params.get(option):
         return params[option]
@@ -105,7 +106,7 @@ def _cert_path(params, option, file_name):
     return None
 
 
-def tls_context(params):
+def tls_context(params: Mapping[str, Any]) -> ssl.SSLContext:
     """The SSL context of a TLS connection: certificates checked with validate_certs only (Docker's tls/tlsverify)."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     if params.get("validate_certs"):
@@ -124,7 +125,7 @@ def tls_context(params):
     return context
 
 
-def demultiplex(raw):
+def demultiplex(raw: bytes) -> bytes:
     """The payloads of Docker's multiplexed stream (8-byte frame headers: stream, 0, 0, 0, size), in order."""
     chunks = []
     offset = 0
@@ -138,13 +139,13 @@ def demultiplex(raw):
 class DockerClient(object):
     """One Docker daemon, as the connection options name it."""
 
-    def __init__(self, params):
+    def __init__(self, params: Mapping[str, Any]) -> None:
         self.params = params
         self.docker_host = params.get("docker_host") or DEFAULT_DOCKER_HOST
         version = params.get("api_version") or "auto"
         self.prefix = "" if version == "auto" else "/v" + version.lstrip("v")
 
-    def _connection(self):
+    def _connection(self) -> http_client.HTTPConnection:
         url = urlsplit(self.docker_host)
         timeout = self.params.get("timeout") or DEFAULT_TIMEOUT
         if url.scheme == "unix":
@@ -158,7 +159,8 @@ class DockerClient(object):
         return _TLSConnection(url.hostname, url.port or 2376, timeout, tls_context(self.params),
                               self.params.get("tls_hostname") or url.hostname)
 
-    def request(self, path, query=None, headers=None):
+    def request(self, path: str, query: Optional[Mapping[str, Any]] = None,
+                headers: Optional[Mapping[str, str]] = None) -> tuple[int, str, bytes]:
         """(status, content type, body bytes) of a GET of an API path."""
         url = self.prefix + path + ("?" + urlencode(query) if query else "")
         try:
@@ -173,7 +175,8 @@ class DockerClient(object):
             raise DockerError("cannot talk to the Docker daemon at {0} (option docker_host, or DOCKER_HOST): {1}"
                               .format(self.docker_host, e))
 
-    def get(self, path, query=None, missing_ok=True, headers=None):
+    def get(self, path: str, query: Optional[Mapping[str, Any]] = None, missing_ok: bool = True,
+            headers: Optional[Mapping[str, str]] = None) -> Optional[tuple[str, bytes]]:
         """The body of a successful GET; None for a 404 where missing_ok; DockerError otherwise."""
         status, content_type, body = self.request(path, query, headers)
         if status == 404 and missing_ok:
@@ -186,7 +189,9 @@ class DockerClient(object):
             raise DockerError("Docker answered {0} to GET {1}: {2}".format(status, path, message), status=status)
         return content_type, body
 
-    def open_stream(self, method, path, query=None, headers=None, timeout=None):
+    def open_stream(self, method: str, path: str, query: Optional[Mapping[str, Any]] = None,
+                    headers: Optional[Mapping[str, str]] = None,
+                    timeout: Optional[float] = None) -> tuple[http_client.HTTPConnection, http_client.HTTPResponse]:
         """Send a request whose answer is a stream (an image pull's JSON lines); returns (connection, response).
         The caller reads the response and closes the connection (closing it cancels the daemon's work). ``timeout``:
         seconds a read may wait (default the connection's timeout option)."""
@@ -201,24 +206,24 @@ class DockerClient(object):
             raise DockerError("cannot talk to the Docker daemon at {0} (option docker_host, or DOCKER_HOST): {1}"
                               .format(self.docker_host, e))
 
-    def inspect_image(self, name):
+    def inspect_image(self, name: str) -> Optional[dict[str, Any]]:
         """`docker image inspect` of an image by reference or ID, None where it is not on the host."""
         got = self.get("/images/{0}/json".format(quote(name, safe="/:@")))
         return None if got is None else json.loads(got[1].decode("utf-8"))
 
-    def distribution(self, name, auth=None):
+    def distribution(self, name: str, auth: Optional[str] = None) -> dict[str, Any]:
         """The registry's descriptor of an image reference (``GET /distribution/{name}/json``: the manifest's digest,
         asked of the registry through the daemon, nothing pulled); ``auth``: the X-Registry-Auth value."""
         got = self.get("/distribution/{0}/json".format(quote(name, safe="/:@")), missing_ok=False,
                        headers={"X-Registry-Auth": auth} if auth else None)
         return json.loads(got[1].decode("utf-8"))
 
-    def inspect_container(self, name):
+    def inspect_container(self, name: str) -> Optional[dict[str, Any]]:
         """`docker inspect` of a container by name or ID, None where it does not exist."""
         got = self.get("/containers/{0}/json".format(quote(name, safe="")))
         return None if got is None else json.loads(got[1].decode("utf-8"))
 
-    def container_logs(self, container, tail, timestamps=False):
+    def container_logs(self, container: Mapping[str, Any], tail: int, timestamps: bool = False) -> bytes:
         """The last ``tail`` lines of a container's stdout and stderr (as written, interleaved), as bytes."""
         query = {"stdout": 1, "stderr": 1, "tail": str(max(int(tail), 0)), "timestamps": 1 if timestamps else 0}
         content_type, body = self.get("/containers/{0}/logs".format(quote(container["Id"], safe="")), query,
@@ -229,13 +234,14 @@ class DockerClient(object):
             return body
         return demultiplex(body)
 
-    def container_archive(self, container_id, path):
+    def container_archive(self, container_id: str, path: str) -> Optional[bytes]:
         """A tar archive of a path of a container (`docker cp`), None where the path does not exist."""
         got = self.get("/containers/{0}/archive".format(quote(container_id, safe="")), {"path": path})
         return None if got is None else got[1]
 
 
-def run_module(argument_spec, run, errors=()):
+def run_module(argument_spec: Mapping[str, Any], run: Callable[[AnsibleModule], None],
+               errors: Iterable[type[Exception]] = ()) -> None:
     """The main() of a module of this collection that talks to the Docker daemon: its options with the connection
     options, check mode, and a failure (a DockerError, or one of ``errors``) said as the module's message."""
     module = AnsibleModule(argument_spec=dict(ARGUMENT_SPEC, **argument_spec), supports_check_mode=True,

@@ -12,14 +12,16 @@ An agreement is a dict per image reference of the plan: ``name``, ``digest`` (``
 (``plan``, ``local``, ``registry``, ``pull`` or ``none``), ``host`` (the host that resolved it) and ``note``.
 """
 
-from __future__ import absolute_import, division, print_function
+from __future__ import absolute_import, annotations, division, print_function
 
 __metaclass__ = type
+
+from typing import Any, Iterable, Mapping, Optional, Sequence
 
 DOCKER_HUB_PREFIXES = ("docker.io/", "index.docker.io/", "registry-1.docker.io/")
 
 
-def repository(name):
+def repository(name: Any) -> str:
     """The repository of an image reference, without tag or digest, as Docker shows it in RepoDigests (Docker Hub's
     ``docker.io/`` and ``library/`` left out)."""
     repo = str(name).split("@", 1)[0]
@@ -35,25 +37,26 @@ def repository(name):
     return repo
 
 
-def pinned(name):
+def pinned(name: Any) -> Optional[str]:
     """The digest a reference pins (``name[:tag]@sha256:...``), or None."""
     return str(name).split("@", 1)[1] if "@" in str(name) else None
 
 
-def repo_digest(name, repo_digests):
+def repo_digest(name: Any, repo_digests: Optional[Iterable[str]]) -> Optional[str]:
     """The digest of ``name``'s repository among an image's RepoDigests (``repository@sha256:...``), or None."""
     repo = repository(name)
     found = sorted(d.split("@", 1)[1] for d in repo_digests or [] if "@" in d and repository(d) == repo)
     return found[0] if found else None
 
 
-def digests_of(name, repo_digests):
+def digests_of(name: Any, repo_digests: Optional[Iterable[str]]) -> list[str]:
     """Every digest of ``name``'s repository among an image's RepoDigests."""
     repo = repository(name)
     return sorted(d.split("@", 1)[1] for d in repo_digests or [] if "@" in d and repository(d) == repo)
 
 
-def agreement(name, host, local=None, registry=None, registry_error=None, pull="missing"):
+def agreement(name: str, host: str, local: Optional[Mapping[str, Any]] = None, registry: Optional[str] = None,
+              registry_error: Optional[str] = None, pull: str = "missing") -> dict[str, Any]:
     """The digest every host pulls for ``name``, as the first engine host ``host`` resolved it.
 
     ``local``: that host's image inspection of ``name`` (None: not there); ``registry``: the digest the registry gives
@@ -79,19 +82,20 @@ def agreement(name, host, local=None, registry=None, registry_error=None, pull="
                 "tag and its digest is checked against the first host's" % (host, registry_error or "no answer"))
 
 
-def reference(name, agreements):
+def reference(name: str, agreements: Optional[Mapping[str, Mapping[str, Any]]]) -> str:
     """What a host pulls and runs for the plan's ``name``: its agreed reference, else ``name``."""
     entry = (agreements or {}).get(name) or {}
     return entry.get("reference") if entry.get("digest") and entry.get("reference") else name
 
 
-def _fix(agreed, first_digest):
+def _fix(agreed: Mapping[str, Any], first_digest: str) -> str:
     pin = "%s@%s" % (agreed["name"].split("@", 1)[0], first_digest)
     return ("Fix: pin the digest in the plan (plan_image or plan_lmcache_image: %s, or the digest you mean to run) "
             "and run again; every host then pulls exactly that image." % pin)
 
 
-def mismatches(images, agreements, host, peers=()):
+def mismatches(images: Optional[Iterable[Mapping[str, Any]]], agreements: Optional[Mapping[str, Mapping[str, Any]]],
+               host: str, peers: Optional[Iterable[Sequence[Any]]] = ()) -> list[str]:
     """Messages for each image of a host that is not the agreed one.
 
     ``images``: the host's images as module image_pull returns them (``name``, ``digests``: RepoDigests);

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import re
+from typing import Any, Iterable, Mapping, Optional
 
 HIDDEN = "<hidden>"
 # Environment names that hold a secret by convention (*_KEY, *_TOKEN, *SECRET*, *PASSWORD*, *PASSWD*, *CREDENTIAL*:
@@ -27,12 +28,12 @@ _TOKEN_SHAPE = re.compile(r"(?<![A-Za-z0-9_-])(hf_[A-Za-z0-9]{20,}|sk-[A-Za-z0-9
                           r"gh[pousr]_[A-Za-z0-9]{20,}|AKIA[0-9A-Z]{16})")
 
 
-def secret_env_name(name):
+def secret_env_name(name: Any) -> bool:
     """Whether an environment variable of this name holds a secret by convention."""
     return bool(_SECRET_ENV_NAME.search(str(name)))
 
 
-def secret_flag(token):
+def secret_flag(token: Any) -> bool:
     """Whether a command-line token is a flag whose value is a secret (``--api-key`` or ``--api-key=...``)."""
     token = str(token)
     if not token.startswith("-"):
@@ -43,17 +44,17 @@ def secret_flag(token):
 _CONTROL = re.compile(u"[\x00-\x1f\x7f\x85\u2028\u2029]")
 
 
-def one_line(text):
+def one_line(text: str) -> str:
     """Text with its control characters written as escapes (a value quoted in a message cannot break its line)."""
     return _CONTROL.sub(lambda m: json.dumps(m.group(0))[1:-1], text)
 
 
-def token_shaped(text):
+def token_shaped(text: Any) -> bool:
     """Whether a string holds something shaped like a token of a known kind (hf_..., sk-..., nvapi-..., ghp_...)."""
     return bool(_TOKEN_SHAPE.search(str(text)))
 
 
-def redact(value):
+def redact(value: Any) -> Any:
     """The value with every secret in it replaced by <hidden>: values of secret environment names (a mapping's, or
     NAME=value), the value after or in a secret flag, and strings shaped like tokens."""
     if isinstance(value, dict):
@@ -77,7 +78,8 @@ class Problem(object):
 
     __slots__ = ("variable", "check", "found", "needed", "message", "fix", "host")
 
-    def __init__(self, variable, found, message, fix, host=None, needed=None, check=None):
+    def __init__(self, variable: Optional[str], found: Any, message: Optional[str], fix: Optional[str],
+                 host: Optional[str] = None, needed: Any = None, check: Optional[str] = None) -> None:
         self.variable = one_line(variable) if isinstance(variable, str) else variable
         self.check = check
         self.found = redact(found)
@@ -87,15 +89,15 @@ class Problem(object):
         self.host = one_line(host) if isinstance(host, str) else host
 
     @property
-    def subject(self):
+    def subject(self) -> Optional[str]:
         """The variable a user changes, else the check that failed."""
         return self.variable or self.check
 
-    def as_dict(self):
+    def as_dict(self) -> dict[str, Any]:
         return {"host": self.host, "variable": self.variable, "check": self.check, "found": self.found,
                 "needed": self.needed, "message": self.message, "fix": self.fix}
 
-    def __str__(self):
+    def __str__(self) -> str:
         where = "host %s: " % self.host if self.host else ""
         if self.variable:
             head = "%s=%s: %s" % (self.variable, json.dumps(self.found, default=str), self.message or "")
@@ -105,13 +107,14 @@ class Problem(object):
         return "%s%s%s Fix: %s" % (where, head.rstrip(), needed, self.fix)
 
 
-def from_dict(data):
+def from_dict(data: Mapping[str, Any]) -> Problem:
     """The Problem a module returned as a dict."""
     return Problem(data.get("variable"), data.get("found"), data.get("message"), data.get("fix"),
                    host=data.get("host"), needed=data.get("needed"), check=data.get("check"))
 
 
-def summary(problems, what="The serving plan was refused", consequence="no host was changed"):
+def summary(problems: Iterable[Problem], what: str = "The serving plan was refused",
+            consequence: str = "no host was changed") -> str:
     """Every problem at once, one line each, under a counted heading."""
     problems = list(problems)
     lines = ["%s (%d problem%s); %s:" % (what, len(problems), "" if len(problems) == 1 else "s", consequence)]

@@ -15,7 +15,7 @@ module's stall handler once (which fails the module with the file that stalled a
 Standard library only: the file is also imported on the controller (the action plugin formats the lines).
 """
 
-from __future__ import absolute_import, division, print_function
+from __future__ import absolute_import, annotations, division, print_function
 
 __metaclass__ = type
 
@@ -23,12 +23,13 @@ import json
 import os
 import threading
 import time
+from typing import Any, Callable, Mapping, Optional
 
 RATE_WINDOW = 30.0
 VERSION = 1
 
 
-def human_bytes(num):
+def human_bytes(num: Optional[float]) -> str:
     """1.5 GiB, 300.0 MiB, 12 B."""
     value = float(num or 0)
     for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
@@ -38,7 +39,7 @@ def human_bytes(num):
     return "%d B" % num
 
 
-def human_duration(seconds):
+def human_duration(seconds: float) -> str:
     """45 s, 12 min, 1 h 05 min."""
     seconds = int(round(seconds))
     if seconds < 60:
@@ -48,7 +49,7 @@ def human_duration(seconds):
     return "%d h %02d min" % (seconds // 3600, (seconds % 3600) // 60)
 
 
-def format_line(host, progress):
+def format_line(host: str, progress: Optional[Mapping[str, Any]]) -> str:
     """One line of a transfer's state: bytes done of total, rate, time left, the file or layer being moved."""
     if not progress:
         return "%s: starting" % host
@@ -82,7 +83,7 @@ def format_line(host, progress):
     return line
 
 
-def write_json(path, data):
+def write_json(path: str, data: Any) -> None:
     """Write ``data`` to ``path`` atomically (a reader never sees half a file)."""
     directory = os.path.dirname(path)
     if directory and not os.path.isdir(directory):
@@ -99,7 +100,9 @@ class Reporter(object):
     ``on_stall(state)`` once when ``activity`` (default ``done``) did not grow for ``stall_timeout`` seconds (0:
     never)."""
 
-    def __init__(self, path, label, stall_timeout=0, on_stall=None, period=1.0, clock=time.time):
+    def __init__(self, path: Optional[str], label: str, stall_timeout: Optional[float] = 0,
+                 on_stall: Optional[Callable[[dict[str, Any]], None]] = None, period: float = 1.0,
+                 clock: Callable[[], float] = time.time) -> None:
         self.path = path
         self.label = label
         self.stall_timeout = float(stall_timeout or 0)
@@ -119,7 +122,7 @@ class Reporter(object):
         self.write()
 
     # -- what the module calls -----------------------------------------------------------------------------
-    def start(self):
+    def start(self) -> Reporter:
         """Rewrite the file every ``period`` seconds from now on, also before and after the transfer (a long check
         of the files already there, a verification): a reader sees that the process lives."""
         if self._thread is None:
@@ -128,7 +131,7 @@ class Reporter(object):
             self._thread.start()
         return self
 
-    def transfer(self, sample):
+    def transfer(self, sample: Callable[[], Mapping[str, Any]]) -> None:
         """The bytes start to move: sample them from now on (and watch for a stall)."""
         with self._lock:
             self.sample = sample
@@ -138,21 +141,21 @@ class Reporter(object):
         self.tick()
         self.start()
 
-    def set_phase(self, phase):
+    def set_phase(self, phase: str) -> None:
         if phase != "transfer":
             self.tick(watch=False)
         with self._lock:
             self.phase = phase
         self.write()
 
-    def finish(self, phase="done"):
+    def finish(self, phase: str = "done") -> None:
         self._stop.set()
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(5)
         self.set_phase(phase)
 
     # -- sampling ------------------------------------------------------------------------------------------
-    def tick(self, watch=True):
+    def tick(self, watch: bool = True) -> dict[str, Any]:
         """Take one sample; returns the state written. Calls the stall handler when the transfer stalled (and
         ``watch``)."""
         with self._lock:
@@ -181,7 +184,7 @@ class Reporter(object):
                 self.on_stall(data)
         return data
 
-    def state(self):
+    def state(self) -> dict[str, Any]:
         now = self.clock()
         with self._lock:
             window = list(self.window)
@@ -200,7 +203,7 @@ class Reporter(object):
         data["total"] = int(data.get("total") or 0)
         return data
 
-    def write(self):
+    def write(self) -> dict[str, Any]:
         data = self.state()
         if self.path:
             try:
@@ -209,6 +212,6 @@ class Reporter(object):
                 pass  # progress is a courtesy: never fail the transfer for it
         return data
 
-    def _run(self):
+    def _run(self) -> None:
         while not self._stop.wait(self.period):
             self.tick()

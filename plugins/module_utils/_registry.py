@@ -7,7 +7,7 @@
 """Image references as the Docker API takes them, and registry credentials from the Docker client configuration
 (modules image_pull and image_digest_info)."""
 
-from __future__ import absolute_import, division, print_function
+from __future__ import absolute_import, annotations, division, print_function
 
 __metaclass__ = type
 
@@ -15,12 +15,13 @@ import base64
 import json
 import os
 import pwd
+from typing import Optional
 
 DOCKER_HUB = "docker.io"
 DOCKER_HUB_AUTH_KEYS = ("https://index.docker.io/v1/", "index.docker.io", "docker.io", "registry-1.docker.io")
 
 
-def split_reference(name):
+def split_reference(name: str) -> tuple[str, str, str]:
     """(repository, tag or digest, registry) of an image reference; a missing tag is latest."""
     repository, digest = name, None
     if "@" in name:
@@ -34,7 +35,7 @@ def split_reference(name):
     return repository, digest or tag or "latest", registry
 
 
-def registry_auth(registry):
+def registry_auth(registry: str) -> Optional[str]:
     """The X-Registry-Auth header's value for ``registry`` from the Docker client configuration, or None."""
     home = os.environ.get("HOME") or pwd.getpwuid(os.getuid()).pw_dir
     directory = os.environ.get("DOCKER_CONFIG") or os.path.join(home, ".docker")

@@ -14,11 +14,12 @@ crash loop (only Docker's restart policy counts restarts, never a ``docker resta
 for the other two (a ``docker restart`` or a recreation by someone else passes through them for a moment).
 """
 
-from __future__ import absolute_import, division, print_function
+from __future__ import absolute_import, annotations, division, print_function
 
 __metaclass__ = type
 
 import time
+from typing import Any, Callable, Literal, Mapping, Optional, Union
 
 # Docker's State.Status values and what they mean for a service that should be starting.
 _STATUS_VERDICTS = {
@@ -35,7 +36,7 @@ _STATUS_VERDICTS = {
 _CONFIRMED = ("stopped", "missing")
 
 
-def verdict(container, baseline, allowed):
+def verdict(container: Optional[Mapping[str, Any]], baseline: Optional[int], allowed: int) -> str:
     """The service's status from an inspected container (None where it does not exist)."""
     if container is None:
         return "missing"
@@ -45,7 +46,8 @@ def verdict(container, baseline, allowed):
     return _STATUS_VERDICTS.get((container.get("State") or {}).get("Status", ""), "stopped")
 
 
-def explain(status, container, baseline, url, waited):
+def explain(status: str, container: Optional[Mapping[str, Any]], baseline: Optional[int], url: str,
+            waited: float) -> str:
     """One sentence on why the wait ended or goes on."""
     state = (container or {}).get("State") or {}
     restarts = int((container or {}).get("RestartCount") or 0) - int(baseline or 0)
@@ -63,7 +65,9 @@ def explain(status, container, baseline, url, waited):
     return texts[status]
 
 
-def wait(probe, inspect, wait_seconds, delay, baseline=None, allowed=0, clock=time.monotonic, sleep=time.sleep):
+def wait(probe: Callable[[], tuple[bool, Any]], inspect: Callable[[], Union[dict[str, Any], None, Literal[False]]],
+         wait_seconds: float, delay: float, baseline: Optional[int] = None, allowed: int = 0,
+         clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep) -> dict[str, Any]:
     """Poll ``probe()`` and ``inspect()`` until the service is healthy, its container says it never will be, or
     ``wait_seconds`` pass (one poll at least).
 

@@ -9,13 +9,14 @@ Nothing here imports Ansible: the functions take the text printed by ``nvidia-sm
 the collection's one problem shape (``module_utils/_problem.py``).
 """
 
-from __future__ import absolute_import, division, print_function
+from __future__ import absolute_import, annotations, division, print_function
 
 __metaclass__ = type
 
 import json
 import re
 import xml.etree.ElementTree as ET
+from typing import Any, Mapping, Optional, Sequence
 
 from ansible_collections.inference.deepseek_v4.plugins.module_utils._problem import Problem
 
@@ -43,7 +44,7 @@ ARCH_ALIASES = {
 }
 
 
-def normalize_arch(arch):
+def normalize_arch(arch: Any) -> Optional[str]:
     """Map the many spellings of a CPU architecture to ``x86_64`` or ``aarch64``."""
     if arch is None:
         return None
@@ -53,19 +54,19 @@ def normalize_arch(arch):
     return ARCH_ALIASES.get(text, text)
 
 
-def _clean(value):
+def _clean(value: str) -> Optional[str]:
     value = value.strip()
     return None if value in _NOT_AVAILABLE else value
 
 
-def _to_int(value):
+def _to_int(value: Any) -> Optional[int]:
     if value is None:
         return None
     match = re.match(r"^\s*(\d+)", str(value))
     return int(match.group(1)) if match else None
 
 
-def _mode_enabled(value):
+def _mode_enabled(value: Optional[str]) -> Optional[bool]:
     """``Enabled``/``Disabled`` (any case) to a boolean; ``None`` when not reported."""
     if value is None:
         return None
@@ -77,7 +78,7 @@ def _mode_enabled(value):
     return None
 
 
-def version_tuple(version):
+def version_tuple(version: Any) -> tuple[int, ...]:
     """``"580.95.05"`` -> ``(580, 95, 5)``; non numeric parts are dropped; ``None`` -> ``()``."""
     if version is None:
         return ()
@@ -89,7 +90,7 @@ def version_tuple(version):
     return tuple(parts)
 
 
-def version_at_least(found, needed):
+def version_at_least(found: Any, needed: Any) -> bool:
     """Compare dotted versions component by component (``580.95.05`` >= ``580``)."""
     found_t = version_tuple(found)
     needed_t = version_tuple(needed)
@@ -99,7 +100,7 @@ def version_at_least(found, needed):
     return found_t + (0,) * (width - len(found_t)) >= needed_t + (0,) * (width - len(needed_t))
 
 
-def parse_query_csv(text, fields=QUERY_FIELDS):
+def parse_query_csv(text: str, fields: Sequence[str] = QUERY_FIELDS) -> list[dict[str, Any]]:
     """Parse ``nvidia-smi --query-gpu=... --format=csv,noheader,nounits`` output.
 
     Returns a list of dicts, one per GPU, with typed values.
@@ -133,7 +134,7 @@ def parse_query_csv(text, fields=QUERY_FIELDS):
     return gpus
 
 
-def parse_banner(text):
+def parse_banner(text: str) -> dict[str, Optional[str]]:
     """Driver and CUDA version from the header of plain ``nvidia-smi``."""
     result = {"smi_version": None, "driver_version": None, "cuda_version": None}
     match = re.search(r"NVIDIA-SMI\s+([0-9][0-9.]*)", text)
@@ -148,14 +149,14 @@ def parse_banner(text):
     return result
 
 
-def _xml_text(node, path):
+def _xml_text(node: ET.Element, path: str) -> Optional[str]:
     found = node.find(path)
     if found is None or found.text is None:
         return None
     return _clean(found.text)
 
 
-def parse_smi_xml(text):
+def parse_smi_xml(text: str) -> dict[str, Any]:
     """Parse ``nvidia-smi -q -x``: driver/CUDA versions and per-GPU details.
 
     GPUs are returned in document order; their ``index`` is that order (nvidia-smi
@@ -190,7 +191,7 @@ def parse_smi_xml(text):
     return result
 
 
-def parse_nvlink_status(text):
+def parse_nvlink_status(text: str) -> dict[int, dict[str, int]]:
     """``nvidia-smi nvlink --status``: active link count per GPU index."""
     links = {}
     current = None
@@ -209,7 +210,7 @@ def parse_nvlink_status(text):
     return links
 
 
-def parse_fabricmanager_version(text):
+def parse_fabricmanager_version(text: str) -> Optional[str]:
     """``nv-fabricmanager --version`` ("Fabric Manager version is : 580.95.05")."""
     match = re.search(r"version\s+is\s*:\s*([0-9][0-9.]*)", text, re.IGNORECASE)
     if not match:
@@ -217,7 +218,7 @@ def parse_fabricmanager_version(text):
     return match.group(1) if match else None
 
 
-def parse_dpkg_fabricmanager(text):
+def parse_dpkg_fabricmanager(text: str) -> Optional[str]:
     """``dpkg-query -W -f='${Package} ${Version}\\n' 'nvidia-fabricmanager*'`` -> driver-style version."""
     for line in text.splitlines():
         parts = line.split()
@@ -228,19 +229,19 @@ def parse_dpkg_fabricmanager(text):
     return None
 
 
-def parse_ctk_version(text):
+def parse_ctk_version(text: str) -> Optional[str]:
     """``nvidia-ctk --version`` ("NVIDIA Container Toolkit CLI version 1.17.8")."""
     match = re.search(r"version\s+([0-9][0-9.]*)", text)
     return match.group(1) if match else None
 
 
-def parse_container_cli_version(text):
+def parse_container_cli_version(text: str) -> Optional[str]:
     """``nvidia-container-cli --version`` ("cli-version: 1.17.8")."""
     match = re.search(r"cli-version:\s*([0-9][0-9.]*)", text)
     return match.group(1) if match else None
 
 
-def parse_docker_info(text):
+def parse_docker_info(text: str) -> dict[str, Any]:
     """``docker info --format '{{json .}}'`` -> runtimes, default runtime, CDI spec dirs, architecture."""
     data = json.loads(text)
     runtimes = sorted((data.get("Runtimes") or {}).keys())
@@ -259,7 +260,7 @@ def parse_docker_info(text):
     }
 
 
-def parse_meminfo(text):
+def parse_meminfo(text: str) -> dict[str, Optional[int]]:
     """``/proc/meminfo`` -> ``total_bytes`` (MemTotal) and ``available_bytes`` (MemAvailable); None when absent."""
     values = {}
     for line in text.splitlines():
@@ -269,7 +270,8 @@ def parse_meminfo(text):
     return {"total_bytes": values.get("MemTotal"), "available_bytes": values.get("MemAvailable")}
 
 
-def merge_gpus(query_gpus, xml_gpus):
+def merge_gpus(query_gpus: Optional[list[dict[str, Any]]],
+               xml_gpus: Optional[list[dict[str, Any]]]) -> list[dict[str, Any]]:
     """Combine the query rows (authoritative) with per-GPU details only the XML has."""
     by_index = {}
     for gpu in xml_gpus or []:
@@ -310,11 +312,11 @@ MESSAGES = {
 }
 
 
-def _failure(host, check, found, needed, fix):
+def _failure(host: Optional[str], check: str, found: Any, needed: Any, fix: str) -> Problem:
     return Problem(None, found, MESSAGES[check], fix, host=host, needed=needed, check=check)
 
 
-def _fmt_bytes(value):
+def _fmt_bytes(value: Optional[float]) -> str:
     if value is None:
         return "unknown"
     return "%.1f GB" % (value / 1e9)
@@ -323,7 +325,7 @@ def _fmt_bytes(value):
 # One function per check: each takes the facts and the requirements and returns its Problems (a list, empty when
 # the check passes or is not asked for). CHECKS lists them in the order their problems are reported.
 
-def check_nvidia_smi(facts, req):
+def check_nvidia_smi(facts: Mapping[str, Any], req: Mapping[str, Any]) -> list[Problem]:
     if facts.get("nvidia_smi"):
         return []
     return [_failure(
@@ -333,7 +335,7 @@ def check_nvidia_smi(facts, req):
         "install the NVIDIA data-center driver (>= %s, open kernel modules) and reboot" % (req.get("min_driver") or "580"))]
 
 
-def check_gpu_count(facts, req):
+def check_gpu_count(facts: Mapping[str, Any], req: Mapping[str, Any]) -> list[Problem]:
     """At least ``gpu_count`` GPUs, and every index the plan assigns to this host."""
     gpus = facts.get("gpus") or []
     needed_count = req.get("gpu_count") or 0
@@ -349,7 +351,7 @@ def check_gpu_count(facts, req):
         "reseat or replace it, or assign fewer GPUs to this host in the plan")]
 
 
-def check_gpu_model(facts, req):
+def check_gpu_model(facts: Mapping[str, Any], req: Mapping[str, Any]) -> list[Problem]:
     gpus = facts.get("gpus") or []
     allowed = req.get("gpu_names") or []
     if not (allowed and gpus):
@@ -362,7 +364,7 @@ def check_gpu_model(facts, req):
         "run on hosts of the hardware profile's GPU model or choose the matching hardware profile in the plan")]
 
 
-def check_driver_version(facts, req):
+def check_driver_version(facts: Mapping[str, Any], req: Mapping[str, Any]) -> list[Problem]:
     driver = facts.get("driver_version")
     min_driver = req.get("min_driver")
     if not (min_driver and facts.get("nvidia_smi")) or version_at_least(driver, min_driver):
@@ -373,7 +375,7 @@ def check_driver_version(facts, req):
         "and reboot" % min_driver)]
 
 
-def check_cuda_version(facts, req):
+def check_cuda_version(facts: Mapping[str, Any], req: Mapping[str, Any]) -> list[Problem]:
     min_cuda = req.get("min_cuda")
     if not (min_cuda and facts.get("nvidia_smi")) or version_at_least(facts.get("cuda_version"), min_cuda):
         return []
@@ -382,7 +384,7 @@ def check_cuda_version(facts, req):
         "upgrade the driver: the CUDA version nvidia-smi shows is the newest the driver supports")]
 
 
-def check_gpu_memory(facts, req):
+def check_gpu_memory(facts: Mapping[str, Any], req: Mapping[str, Any]) -> list[Problem]:
     gpus = facts.get("gpus") or []
     min_mem = req.get("min_gpu_memory_mib")
     small = [g for g in gpus if (g.get("memory_total_mib") or 0) < min_mem] if min_mem else []
@@ -395,7 +397,7 @@ def check_gpu_memory(facts, req):
         "use GPUs with enough memory for the model or a hardware profile that matches these GPUs")]
 
 
-def check_compute_capability(facts, req):
+def check_compute_capability(facts: Mapping[str, Any], req: Mapping[str, Any]) -> list[Problem]:
     gpus = facts.get("gpus") or []
     min_cc = req.get("min_compute_capability")
     low = [g for g in gpus if g.get("compute_cap") and not version_at_least(g.get("compute_cap"), min_cc)] \
@@ -408,7 +410,7 @@ def check_compute_capability(facts, req):
         ">= %s" % min_cc, "use GPUs of the hardware profile's architecture")]
 
 
-def check_mig_mode(facts, req):
+def check_mig_mode(facts: Mapping[str, Any], req: Mapping[str, Any]) -> list[Problem]:
     gpus = facts.get("gpus") or []
     mig = [g for g in gpus if g.get("mig_enabled")] if req.get("require_mig_disabled", True) else []
     if not mig:
@@ -419,7 +421,7 @@ def check_mig_mode(facts, req):
         "stop GPU clients, run `nvidia-smi -i <index> -mig 0` for each listed GPU, then reset the GPUs or reboot")]
 
 
-def _needs_fabricmanager(facts, req):
+def _needs_fabricmanager(facts: Mapping[str, Any], req: Mapping[str, Any]) -> bool:
     """``require_fabricmanager`` when set, else whether the host has NVSwitches (said by ``nvswitch`` or detected)."""
     nvswitch = req.get("nvswitch")
     nvswitch_detected = bool((facts.get("nvswitch") or {}).get("present"))
@@ -429,7 +431,7 @@ def _needs_fabricmanager(facts, req):
     return bool(nvswitch) or (nvswitch is None and nvswitch_detected)
 
 
-def check_fabricmanager(facts, req):
+def check_fabricmanager(facts: Mapping[str, Any], req: Mapping[str, Any]) -> list[Problem]:
     fm = facts.get("fabricmanager") or {}
     if not _needs_fabricmanager(facts, req) or fm.get("active"):
         return []
@@ -440,7 +442,7 @@ def check_fabricmanager(facts, req):
         % (facts.get("driver_version") or "version"))]
 
 
-def check_fabricmanager_version(facts, req):
+def check_fabricmanager_version(facts: Mapping[str, Any], req: Mapping[str, Any]) -> list[Problem]:
     fm = facts.get("fabricmanager") or {}
     driver = facts.get("driver_version")
     if not _needs_fabricmanager(facts, req) or not req.get("require_fabricmanager_version_match", True):
@@ -457,7 +459,7 @@ def check_fabricmanager_version(facts, req):
         % (driver or "<driver version>"))]
 
 
-def check_imex_channels(facts, req):
+def check_imex_channels(facts: Mapping[str, Any], req: Mapping[str, Any]) -> list[Problem]:
     if not req.get("imex") or (facts.get("imex") or {}).get("channels"):
         return []
     return [_failure(
@@ -468,7 +470,7 @@ def check_imex_channels(facts, req):
         "or load nvidia with NVreg_CreateImexChannel0=1")]
 
 
-def check_container_runtime(facts, req):
+def check_container_runtime(facts: Mapping[str, Any], req: Mapping[str, Any]) -> list[Problem]:
     """A Docker engine that answers, then the NVIDIA container toolkit (one problem at most)."""
     if not req.get("require_container_runtime"):
         return []
@@ -487,7 +489,7 @@ def check_container_runtime(facts, req):
         "install nvidia-container-toolkit, run `nvidia-ctk runtime configure --runtime=docker` and restart docker")]
 
 
-def check_architecture(facts, req):
+def check_architecture(facts: Mapping[str, Any], req: Mapping[str, Any]) -> list[Problem]:
     arch = normalize_arch(req.get("arch"))
     found_arch = normalize_arch(facts.get("architecture"))
     if not (arch and found_arch and arch != found_arch):
@@ -497,7 +499,7 @@ def check_architecture(facts, req):
         "run this hardware profile on %s hosts or select the profile and image built for %s" % (arch, found_arch))]
 
 
-def _disk_required(disk, req):
+def _disk_required(disk: Mapping[str, Any], req: Mapping[str, Any]) -> Optional[int]:
     """Free bytes needed at the weights cache: an absolute figure, or what is still to download plus headroom."""
     required = req.get("disk_required_bytes")
     if not required and req.get("weights_size_bytes"):
@@ -506,7 +508,7 @@ def _disk_required(disk, req):
     return required
 
 
-def check_disk_space(facts, req):
+def check_disk_space(facts: Mapping[str, Any], req: Mapping[str, Any]) -> list[Problem]:
     disk = facts.get("disk") or {}
     required = _disk_required(disk, req)
     if not required:
@@ -521,11 +523,11 @@ def check_disk_space(facts, req):
         "free space or point the weights cache directory (plan weights.cache_dir) at a larger volume")]
 
 
-def _fmt_gib(value):
+def _fmt_gib(value: Optional[float]) -> str:
     return "unknown" if value is None else "%.1f GiB" % (value / 2.0 ** 30)
 
 
-def check_host_memory(facts, req):
+def check_host_memory(facts: Mapping[str, Any], req: Mapping[str, Any]) -> list[Problem]:
     """MemTotal holds what the plan's ``host_memory`` asks: the L1 caches of the host's LMCache servers (pinned host
     memory) plus a headroom for the OS, Docker and the engines. MemTotal, not MemAvailable: on a re-run the running
     servers already hold their caches, and MemAvailable moves with page cache and load; the verdict must not."""
@@ -556,7 +558,7 @@ CHECKS = [check_nvidia_smi, check_gpu_count, check_gpu_model, check_driver_versi
           check_disk_space, check_host_memory]
 
 
-def evaluate(facts, req):
+def evaluate(facts: Mapping[str, Any], req: Mapping[str, Any]) -> list[Problem]:
     """Compare gpu_info output with requirements; return a list of Problems (empty: the host passes).
 
     ``facts`` is the ``gpu_info`` module result (``gpus``, ``driver_version``, ``nvswitch``,

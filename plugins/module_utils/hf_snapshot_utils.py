@@ -19,7 +19,7 @@ checks free space first, links pre-staged files from a mirror directory, verifie
 a later run can decide from local state alone (no network I/O) that nothing is to be done.
 """
 
-from __future__ import absolute_import, division, print_function
+from __future__ import absolute_import, annotations, division, print_function
 
 import datetime
 import errno
@@ -31,7 +31,12 @@ import shutil
 import stat
 import traceback
 import uuid
+from types import ModuleType, TracebackType
+from typing import TYPE_CHECKING, Any, Callable, Container, Iterable, Literal, Mapping, Optional
 from urllib.parse import urlsplit
+
+if TYPE_CHECKING:
+    from ansible_collections.inference.deepseek_v4.plugins.module_utils._progress import Reporter
 
 COMMIT_RE = re.compile(r"^[0-9a-f]{40}$")
 VERIFY_LEVELS = {"none": 0, "size": 1, "sha256": 2}
@@ -45,7 +50,7 @@ HASH_CHUNK = 8 * 1024 * 1024
 class SnapshotError(Exception):
     """A failure reported to the user: ``msg`` plus structured ``details`` for the module result."""
 
-    def __init__(self, msg, **details):
+    def __init__(self, msg: str, **details: Any) -> None:
         super(SnapshotError, self).__init__(msg)
         self.msg = msg
         self.details = details
@@ -59,7 +64,7 @@ class HubUnreachable(SnapshotError):
 # huggingface_hub access
 # --------------------------------------------------------------------------------------------------------------
 
-def hub_import_error():
+def hub_import_error() -> Optional[str]:
     """``None`` when huggingface_hub can be imported, else the traceback text of the failed import."""
     try:
         _import_hub()
@@ -68,7 +73,7 @@ def hub_import_error():
     return None
 
 
-def _import_hub():
+def _import_hub() -> ModuleType:
     # Progress bars would go to the module's stderr; telemetry is never wanted from provisioning hosts.
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
@@ -84,37 +89,37 @@ class RemoteFile(object):
 
     __slots__ = ("path", "size", "git_oid", "sha256")
 
-    def __init__(self, path, size, git_oid=None, sha256=None):
+    def __init__(self, path: str, size: int, git_oid: Optional[str] = None, sha256: Optional[str] = None) -> None:
         self.path = path
         self.size = int(size)
         self.git_oid = git_oid
         self.sha256 = sha256
 
     @property
-    def etag(self):
+    def etag(self) -> Optional[str]:
         """Name of the file's blob in the cache (what the Hub sends as ETag / X-Linked-Etag)."""
         return self.sha256 or self.git_oid
 
-    def to_dict(self):
+    def to_dict(self) -> dict[str, Any]:
         return {"size": self.size, "git_oid": self.git_oid, "sha256": self.sha256}
 
     @classmethod
-    def from_dict(cls, path, data):
+    def from_dict(cls, path: str, data: dict[str, Any]) -> RemoteFile:
         return cls(path, data["size"], data.get("git_oid"), data.get("sha256"))
 
 
 class HubClient(object):
     """The few huggingface_hub calls the module makes. Every byte transfer goes through ``snapshot_download``."""
 
-    def __init__(self, endpoint=None, token=None):
+    def __init__(self, endpoint: Optional[str] = None, token: Optional[str] = None) -> None:
         self.endpoint = endpoint or None
         self.token = token or None
         self._hub = _import_hub()
 
-    def _api(self):
+    def _api(self) -> Any:
         return self._hub.HfApi(endpoint=self.endpoint, token=self.token)
 
-    def resolve(self, repo_id, revision):
+    def resolve(self, repo_id: str, revision: str) -> str:
         """Commit hash of ``revision`` (branch, tag or commit) on the Hub."""
         with _hub_errors(self, repo_id, revision):
             info = self._api().repo_info(repo_id=repo_id, revision=revision, repo_type="model")
@@ -122,7 +127,7 @@ class HubClient(object):
             raise SnapshotError("The Hub returned no commit for %s@%s." % (repo_id, revision))
         return info.sha
 
-    def list_files(self, repo_id, commit):
+    def list_files(self, repo_id: str, commit: str) -> dict[str, RemoteFile]:
         """``{path: RemoteFile}`` of the repository at ``commit`` (recursive tree listing with sizes and LFS ids)."""
         from huggingface_hub.hf_api import RepoFile
 
@@ -135,14 +140,15 @@ class HubClient(object):
                                                    entry.lfs.sha256 if entry.lfs is not None else None)
         return files
 
-    def download(self, repo_id, commit, hub_dir, allow_patterns, max_workers):
+    def download(self, repo_id: str, commit: str, hub_dir: str, allow_patterns: Optional[list[str]],
+                 max_workers: int) -> str:
         """``snapshot_download`` pinned to ``commit``: files already in the cache are not fetched again."""
         with _hub_errors(self, repo_id, commit, hub_dir):
             return self._hub.snapshot_download(
                 repo_id=repo_id, repo_type="model", revision=commit, cache_dir=hub_dir, endpoint=self.endpoint,
                 token=self.token, allow_patterns=allow_patterns, max_workers=max_workers)
 
-    def resume(self, repo_id, commit, remote, partial, hub_dir):
+    def resume(self, repo_id: str, commit: str, remote: RemoteFile, partial: str, hub_dir: str) -> None:
         """Finish ``partial`` (the first bytes of ``remote``, left by an interrupted run) from where it stops: the
         file's URL and its redirect as huggingface_hub resolves them, then ``http_get`` with HTTP Range."""
         from huggingface_hub import get_hf_file_metadata, hf_hub_url
@@ -161,7 +167,7 @@ class HubClient(object):
                 http_get(location, handle, resume_size=handle.tell(), headers=headers, expected_size=remote.size,
                          displayed_filename=remote.path)
 
-    def cached_listing(self, repo_id, commit, hub_dir):
+    def cached_listing(self, repo_id: str, commit: str, hub_dir: str) -> Optional[dict[str, RemoteFile]]:
         """The tree listing huggingface_hub cached on disk for ``commit`` (no network), or ``None``."""
         try:
             entries = self._hub.get_cached_repo_tree(repo_id, revision=commit, cache_dir=hub_dir)
@@ -173,16 +179,17 @@ class HubClient(object):
 class _hub_errors(object):  # pylint: disable=invalid-name
     """Turn huggingface_hub / transport exceptions into :class:`SnapshotError` / :class:`HubUnreachable`."""
 
-    def __init__(self, client, repo_id, revision, hub_dir=None):
+    def __init__(self, client: HubClient, repo_id: str, revision: str, hub_dir: Optional[str] = None) -> None:
         self.client = client
         self.repo_id = repo_id
         self.revision = revision
         self.hub_dir = hub_dir
 
-    def __enter__(self):
+    def __enter__(self) -> _hub_errors:
         return self
 
-    def __exit__(self, exc_type, exc, tb):
+    def __exit__(self, exc_type: Optional[type[BaseException]], exc: Optional[BaseException],
+                 tb: Optional[TracebackType]) -> Literal[False]:
         if exc is None or isinstance(exc, SnapshotError) or not isinstance(exc, Exception):
             return False
         from huggingface_hub import errors as hub_errors
@@ -207,7 +214,7 @@ class _hub_errors(object):  # pylint: disable=invalid-name
         return False
 
 
-def _disk_full(exc, repo_id, revision, hub_dir):
+def _disk_full(exc: OSError, repo_id: str, revision: str, hub_dir: Optional[str]) -> SnapshotError:
     """The disk filled up during the download: the filesystem, what is free there, the fix. huggingface_hub writes
     each file under a temporary ``*.incomplete`` name and renames it only when complete: nothing partial counts."""
     where = getattr(exc, "filename", None) or hub_dir or ""
@@ -226,7 +233,7 @@ def _disk_full(exc, repo_id, revision, hub_dir):
         revision=revision, path=probe or None, free_bytes=free)
 
 
-def _is_unreachable(exc):
+def _is_unreachable(exc: BaseException) -> bool:
     from huggingface_hub import errors as hub_errors
 
     unreachable = [hub_errors.OfflineModeIsEnabled, hub_errors.LocalEntryNotFoundError, ConnectionError]
@@ -239,7 +246,7 @@ def _is_unreachable(exc):
     return isinstance(exc, tuple(unreachable))
 
 
-def _first_line(exc):
+def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
 
@@ -251,34 +258,34 @@ def _first_line(exc):
 class Layout(object):
     """Paths of one model repository inside a Hugging Face cache (``cache_dir`` = HF_HOME)."""
 
-    def __init__(self, cache_dir, repo_id):
+    def __init__(self, cache_dir: str, repo_id: str) -> None:
         self.cache_dir = os.path.abspath(os.path.expanduser(cache_dir))
         self.hub_dir = os.path.join(self.cache_dir, "hub")
         self.repo_id = repo_id
         self.storage = os.path.join(self.hub_dir, "models--" + repo_id.replace("/", "--"))
         self.blobs = os.path.join(self.storage, "blobs")
 
-    def snapshot(self, commit):
+    def snapshot(self, commit: str) -> str:
         return os.path.join(self.storage, "snapshots", commit)
 
-    def pointer(self, commit, path):
+    def pointer(self, commit: str, path: str) -> str:
         return os.path.join(self.snapshot(commit), *path.split("/"))
 
-    def blob(self, etag):
+    def blob(self, etag: str) -> str:
         return os.path.join(self.blobs, etag)
 
-    def ref(self, revision):
+    def ref(self, revision: str) -> str:
         return os.path.join(self.storage, "refs", *revision.split("/"))
 
-    def marker(self, commit):
+    def marker(self, commit: str) -> str:
         return os.path.join(self.storage, MARKER_DIR, commit + ".json")
 
     @property
-    def token_file(self):
+    def token_file(self) -> str:
         return os.path.join(self.cache_dir, "token")
 
 
-def read_ref(layout, revision):
+def read_ref(layout: Layout, revision: str) -> Optional[str]:
     """Commit hash ``revision`` maps to locally (itself if it is a commit hash, else ``refs/<revision>``)."""
     if COMMIT_RE.match(revision):
         return revision
@@ -290,7 +297,7 @@ def read_ref(layout, revision):
     return commit if COMMIT_RE.match(commit) else None
 
 
-def load_marker(layout, commit):
+def load_marker(layout: Layout, commit: str) -> Optional[dict[str, Any]]:
     try:
         with open(layout.marker(commit)) as handle:
             marker = json.load(handle)
@@ -301,7 +308,7 @@ def load_marker(layout, commit):
     return marker
 
 
-def _atomic_write(path, data, mode=0o644):
+def _atomic_write(path: str, data: bytes, mode: int = 0o644) -> None:
     directory = os.path.dirname(path)
     if not os.path.isdir(directory):
         os.makedirs(directory)
@@ -318,7 +325,7 @@ def _atomic_write(path, data, mode=0o644):
         raise
 
 
-def _stat(path):
+def _stat(path: str) -> Optional[tuple[int, int]]:
     """``(size, mtime_ns)`` of the file ``path`` resolves to, or ``None`` (missing, dangling link, not a file)."""
     try:
         st = os.stat(path)
@@ -329,7 +336,7 @@ def _stat(path):
     return st.st_size, st.st_mtime_ns
 
 
-def file_digest(path, kind):
+def file_digest(path: str, kind: str) -> str:
     """sha256 of the file, or its git blob id (``kind='git'``) for files the Hub does not keep in LFS."""
     if kind == "git":
         digest = hashlib.sha1()
@@ -345,7 +352,7 @@ def file_digest(path, kind):
     return digest.hexdigest()
 
 
-def hash_matches(path, remote):
+def hash_matches(path: str, remote: RemoteFile) -> bool:
     if remote.sha256:
         return file_digest(path, "sha256") == remote.sha256
     if remote.git_oid:
@@ -353,7 +360,7 @@ def hash_matches(path, remote):
     return True
 
 
-def _select(paths, allow_patterns):
+def _select(paths: Iterable[str], allow_patterns: Optional[list[str]]) -> list[str]:
     """Paths matched by ``allow_patterns`` (the same matching huggingface_hub applies)."""
     if not allow_patterns:
         return sorted(paths)
@@ -362,7 +369,7 @@ def _select(paths, allow_patterns):
     return sorted(filter_repo_objects(items=list(paths), allow_patterns=allow_patterns))
 
 
-def _human(num):
+def _human(num: float) -> str:
     value = float(num)
     for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
         if abs(value) < 1024 or unit == "TiB":
@@ -371,7 +378,7 @@ def _human(num):
     return "%d B" % num
 
 
-def _existing_ancestor(path):
+def _existing_ancestor(path: str) -> str:
     path = os.path.abspath(path)
     while not os.path.exists(path):
         parent = os.path.dirname(path)
@@ -385,7 +392,9 @@ def _existing_ancestor(path):
 # verification
 # --------------------------------------------------------------------------------------------------------------
 
-def check_local(layout, commit, expected, level, known=None, hash_needed=None):
+def check_local(layout: Layout, commit: str, expected: dict[str, RemoteFile], level: int,
+                known: Optional[dict[str, dict[str, Any]]] = None, hash_needed: Optional[Container[str]] = None
+                ) -> tuple[list[str], list[str], dict[str, str], dict[str, dict[str, Any]]]:
     """Compare the snapshot on disk with ``expected`` ({path: RemoteFile}).
 
     ``known``: {path: {"size", "mtime_ns", "hashed"}} from an earlier verification; a file whose size and mtime are
@@ -435,7 +444,7 @@ def check_local(layout, commit, expected, level, known=None, hash_needed=None):
     return present, missing, corrupt, states
 
 
-def check_index(layout, commit, selected):
+def check_index(layout: Layout, commit: str, selected: Container[str]) -> tuple[list[str], int]:
     """Every shard named in ``model.safetensors.index.json``'s weight_map must be selected and on disk."""
     if INDEX_FILE not in selected:
         return [], 0
@@ -457,12 +466,12 @@ def check_index(layout, commit, selected):
     return problems, len(shards)
 
 
-def _corrupt_message(layout, commit, corrupt):
+def _corrupt_message(layout: Layout, commit: str, corrupt: dict[str, str]) -> str:
     items = ", ".join("%s (%s)" % (path, corrupt[path]) for path in sorted(corrupt))
     return "Corrupted or truncated file(s) in %s: %s" % (layout.snapshot(commit), items)
 
 
-def _remove_local(layout, commit, remote):
+def _remove_local(layout: Layout, commit: str, remote: RemoteFile) -> None:
     for path in (layout.pointer(commit, remote.path), layout.blob(remote.etag) if remote.etag else None):
         if path and os.path.lexists(path):
             os.unlink(path)
@@ -472,7 +481,7 @@ def _remove_local(layout, commit, remote):
 # mirror directory
 # --------------------------------------------------------------------------------------------------------------
 
-def _link_pointer(layout, commit, path, etag):
+def _link_pointer(layout: Layout, commit: str, path: str, etag: str) -> None:
     pointer = layout.pointer(commit, path)
     directory = os.path.dirname(pointer)
     if not os.path.isdir(directory):
@@ -482,7 +491,7 @@ def _link_pointer(layout, commit, path, etag):
     os.symlink(os.path.relpath(layout.blob(etag), directory), pointer)
 
 
-def place_from_mirror(layout, commit, remote, source):
+def place_from_mirror(layout: Layout, commit: str, remote: RemoteFile, source: str) -> str:
     """Put ``source`` (a pre-staged copy of ``remote``) into the cache: hard link when possible, else a copy."""
     blob = layout.blob(remote.etag)
     if not os.path.isdir(layout.blobs):
@@ -506,7 +515,8 @@ def place_from_mirror(layout, commit, remote, source):
     return method
 
 
-def _mirror_candidates(mirror_dir, wanted, level, layout):
+def _mirror_candidates(mirror_dir: Optional[str], wanted: list[RemoteFile], level: int,
+                       layout: Layout) -> tuple[dict[str, str], dict[str, str], int]:
     """Files of ``wanted`` (RemoteFiles) found in ``mirror_dir`` with the right size (and hash when asked)."""
     usable, rejected, copy_bytes = {}, {}, 0
     if not mirror_dir:
@@ -536,7 +546,8 @@ def _mirror_candidates(mirror_dir, wanted, level, layout):
 # the whole operation
 # --------------------------------------------------------------------------------------------------------------
 
-def _result(layout, commit, selected, expected, **extra):
+def _result(layout: Layout, commit: str, selected: list[str], expected: dict[str, RemoteFile],
+            **extra: Any) -> dict[str, Any]:
     result = {
         "changed": False,
         "snapshot_path": layout.snapshot(commit),
@@ -555,7 +566,8 @@ def _result(layout, commit, selected, expected, **extra):
     return result
 
 
-def _write_marker(layout, commit, params, selected, expected, states, level):
+def _write_marker(layout: Layout, commit: str, params: dict[str, Any], selected: list[str],
+                  expected: dict[str, RemoteFile], states: dict[str, dict[str, Any]], level: str) -> None:
     marker = {
         "version": MARKER_VERSION,
         "repo_id": layout.repo_id,
@@ -569,7 +581,7 @@ def _write_marker(layout, commit, params, selected, expected, states, level):
     _atomic_write(layout.marker(commit), (json.dumps(marker, indent=1, sort_keys=True) + "\n").encode())
 
 
-def _store_token(layout, token, check_mode):
+def _store_token(layout: Layout, token: str, check_mode: bool) -> bool:
     """Write ``<cache_dir>/token`` (mode 0600) where huggingface_hub looks for it; True when it changed."""
     path = layout.token_file
     try:
@@ -587,7 +599,7 @@ def _store_token(layout, token, check_mode):
     return True
 
 
-def _fast_path(layout, params, level, check_mode):
+def _fast_path(layout: Layout, params: dict[str, Any], level: int, check_mode: bool) -> Optional[dict[str, Any]]:
     """Decide from local state alone: a complete, verified snapshot recorded by the marker -> result, else None."""
     commit = read_ref(layout, params["revision"])
     if commit is None:
@@ -615,7 +627,7 @@ def _fast_path(layout, params, level, check_mode):
     return _result(layout, commit, sorted(expected), expected, shards=shards, source="local")
 
 
-def _offline(layout, params, level, error):
+def _offline(layout: Layout, params: dict[str, Any], level: int, error: SnapshotError) -> dict[str, Any]:
     """The Hub is unreachable: with ``offline_ok``, accept a complete local snapshot (marker or cached tree)."""
     commit = read_ref(layout, params["revision"])
     if not params.get("offline_ok"):
@@ -650,7 +662,7 @@ def _offline(layout, params, level, error):
 class _Run(object):
     """What one provisioning run against the Hub found and decided, step by step (see :func:`provision`)."""
 
-    def __init__(self, layout, params, level, commit):
+    def __init__(self, layout: Layout, params: dict[str, Any], level: int, commit: str) -> None:
         self.layout = layout
         self.params = params
         self.level = level
@@ -667,7 +679,7 @@ class _Run(object):
         self.resumed = []
 
 
-def _normalize(params):
+def _normalize(params: Mapping[str, Any]) -> tuple[dict[str, Any], int, Layout]:
     """A copy of the module parameters with their defaults filled in, the verification level and the layout."""
     params = dict(params)
     params["revision"] = params.get("revision") or DEFAULT_REVISION
@@ -677,14 +689,14 @@ def _normalize(params):
     return params, level, Layout(params["cache_dir"], params["repo_id"])
 
 
-def _resolve(client, layout, params):
+def _resolve(client: HubClient, layout: Layout, params: dict[str, Any]) -> tuple[str, dict[str, RemoteFile]]:
     """``(commit, listing)`` from the Hub: the commit ``revision`` names and the repository's files there."""
     commit = params["revision"] if COMMIT_RE.match(params["revision"]) else \
         client.resolve(layout.repo_id, params["revision"])
     return commit, client.list_files(layout.repo_id, commit)
 
 
-def _inspect(run, listing):
+def _inspect(run: _Run, listing: dict[str, RemoteFile]) -> None:
     """Select the files, compare them with the disk (trusting the marker's record of hashed files), check the ref."""
     layout, params, commit = run.layout, run.params, run.commit
     run.selected = _select(listing, params["allow_patterns"])
@@ -699,7 +711,7 @@ def _inspect(run, listing):
     run.ref_needed = not COMMIT_RE.match(params["revision"]) and read_ref(layout, params["revision"]) != commit
 
 
-def _refuse_damaged(run):
+def _refuse_damaged(run: _Run) -> None:
     """Corrupted files with repair disabled, or an incomplete snapshot with download disabled, are errors."""
     layout, commit, corrupt, missing = run.layout, run.commit, run.corrupt, run.missing
     if corrupt and not run.params.get("repair", True):
@@ -713,7 +725,7 @@ def _refuse_damaged(run):
             missing=missing, corrupted=sorted(corrupt), revision=commit, snapshot_path=layout.snapshot(commit))
 
 
-def _plan_transfer(run):
+def _plan_transfer(run: _Run) -> None:
     """Which files need bytes (missing ones whose blob is not already in place, and corrupted ones), which of them
     the mirror directory has, and the disk space all this takes; refuses before any byte is fetched when the
     filesystem cannot hold what is missing plus the margin."""
@@ -741,7 +753,7 @@ def _plan_transfer(run):
         raise _disk_error(run, need, free, margin, probe)
 
 
-def _disk_error(run, need, free, margin, probe):
+def _disk_error(run: _Run, need: int, free: int, margin: int, probe: str) -> SnapshotError:
     layout = run.layout
     return SnapshotError(
         "Not enough free disk space for %s@%s under %s: %d file(s) still to fetch need %d bytes (%s) and a "
@@ -753,7 +765,7 @@ def _disk_error(run, need, free, margin, probe):
         files_to_download=[r.path for r in run.from_network])
 
 
-def partials(layout):
+def partials(layout: Layout) -> dict[str, list[tuple[int, float, str]]]:
     """{etag: [(size, mtime, path), ...]} of the partial files huggingface_hub left in the blobs folder
     (``<etag>.incomplete`` or ``<etag>.<id>.incomplete``), largest first."""
     found = {}
@@ -775,13 +787,13 @@ def partials(layout):
     return found
 
 
-def sampler(layout, expected):
+def sampler(layout: Layout, expected: dict[str, RemoteFile]) -> Callable[[], dict[str, Any]]:
     """A function that measures the transfer from the cache alone: bytes of the selected files complete (their
     blobs) or partly there (the partial files), of the total the Hub listed; the file whose bytes moved last."""
     by_etag = dict((r.etag, r) for r in expected.values() if r.etag)
     total = sum(r.size for r in expected.values())
 
-    def sample():
+    def sample() -> dict[str, Any]:
         done, newest, item = 0, -1.0, None
         parts = partials(layout)
         for etag, remote in by_etag.items():
@@ -799,7 +811,7 @@ def sampler(layout, expected):
     return sample
 
 
-def _resume_partials(run, client):
+def _resume_partials(run: _Run, client: HubClient) -> list[dict[str, Any]]:
     """Files an interrupted run left partly fetched resume where they stop (HTTP Range) instead of starting over:
     huggingface_hub resumes within a run only, and a run that is killed (a stall, the async time limit, a reboot)
     leaves its partial file behind. Returns [{file, from_bytes}]."""
@@ -823,7 +835,7 @@ def _resume_partials(run, client):
     return resumed
 
 
-def _transfer(run, client):
+def _transfer(run: _Run, client: HubClient) -> list[str]:
     """Repair, link from the mirror, download, record the ref. Returns the paths placed from the mirror."""
     layout, commit, expected, params = run.layout, run.commit, run.expected, run.params
     # Repair: huggingface_hub trusts a blob that exists, so a bad one must go before it can be fetched again.
@@ -844,7 +856,7 @@ def _transfer(run, client):
     return mirrored
 
 
-def _verify(run):
+def _verify(run: _Run) -> int:
     """Sizes of everything, hashes of what is not already known good, then the index; record the result in the
     marker. Returns the number of shards."""
     layout, commit, expected, params = run.layout, run.commit, run.expected, run.params
@@ -869,7 +881,8 @@ def _verify(run):
     return shards
 
 
-def _from_hub(run, listing, client, check_mode, token_changed):
+def _from_hub(run: _Run, listing: dict[str, RemoteFile], client: HubClient, check_mode: bool,
+              token_changed: bool) -> dict[str, Any]:
     """The snapshot at ``run.commit``, brought up to date from the mirror and the Hub, and verified."""
     _inspect(run, listing)
     _refuse_damaged(run)
@@ -894,7 +907,8 @@ def _from_hub(run, listing, client, check_mode, token_changed):
     return result
 
 
-def provision(params, check_mode=False, client=None, reporter=None):
+def provision(params: Mapping[str, Any], check_mode: bool = False, client: Optional[HubClient] = None,
+              reporter: Optional[Reporter] = None) -> dict[str, Any]:
     """Provision ``params['repo_id']`` into ``params['cache_dir']``; returns the module result (a dict).
 
     params: repo_id, revision, cache_dir, token, endpoint, allow_patterns, mirror_dir, min_free_bytes, verify,

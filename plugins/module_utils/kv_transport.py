@@ -15,11 +15,12 @@ and UCX's own transport names (``rc_mlx5/mlx5_0:1``, ``tcp/eth0``, with ``UCX_PR
 and "falling back to TCP" warnings. No Ansible imports.
 """
 
-from __future__ import absolute_import, division, print_function
+from __future__ import absolute_import, annotations, division, print_function
 
 __metaclass__ = type
 
 import re
+from typing import Any, Iterable, Mapping, Optional
 
 from ansible_collections.inference.deepseek_v4.plugins.module_utils._problem import Problem
 
@@ -31,7 +32,7 @@ TCP_FALLBACK = re.compile(r"(?i)fall(?:s|ing)?\s*back to tcp")
 MIB = 2 ** 20
 
 
-def parse_metrics(text):
+def parse_metrics(text: str) -> dict[str, float]:
     """``k=v, k=v`` of a ``KV Transfer metrics`` line -> ``{k: float}`` (values that are not numbers are left out)."""
     out = {}
     for item in re.split(r",\s*(?=[A-Za-z][^=,]*=)", text):
@@ -44,7 +45,7 @@ def parse_metrics(text):
     return out
 
 
-def read_lines(lines):
+def read_lines(lines: Iterable[str]) -> dict[str, Any]:
     """One service's log lines -> ``{"path", "evidence", "nics", "transfers", "rate_gbytes_per_s"}``.
 
     ``path`` is ``tcp`` when any line says so (a TCP protocol, a UCX tcp transport, a fallback), else ``rdma`` when a
@@ -81,7 +82,8 @@ def read_lines(lines):
             "rate_gbytes_per_s": round(weighted / transfers, 3) if transfers else None}
 
 
-def gate_problems(services, expect="rdma", min_rate=None, require_report=True):
+def gate_problems(services: Mapping[str, Mapping[str, Any]], expect: str = "rdma", min_rate: Optional[float] = None,
+                  require_report: bool = True) -> list[Problem]:
     """Problems of the transport gate over ``{service: read_lines(...)}``: a service on TCP where ``expect`` is rdma,
     a rate below ``min_rate`` (GB/s), and (``require_report``) no service that reported a transfer."""
     problems = []

@@ -8,19 +8,20 @@ No Ansible imports: everything takes a path or text and returns plain data; the 
 problem shape (``module_utils/_problem.py``).
 """
 
-from __future__ import absolute_import, division, print_function
+from __future__ import absolute_import, annotations, division, print_function
 
 __metaclass__ = type
 
 import os
 import re
+from typing import Any, Container, Iterable, Mapping, Optional, Sequence, Union
 
 from ansible_collections.inference.deepseek_v4.plugins.module_utils._problem import Problem
 
 RDMA_LINK_LAYERS = ("InfiniBand", "Ethernet")
 
 
-def _read(path):
+def _read(path: str) -> Optional[str]:
     try:
         with open(path) as handle:
             return handle.read().strip()
@@ -28,7 +29,7 @@ def _read(path):
         return None
 
 
-def parse_state(text):
+def parse_state(text: Optional[str]) -> Optional[str]:
     """sysfs ``state`` / ``phys_state`` (``"4: ACTIVE"``, ``"5: LinkUp"``) -> ``"ACTIVE"`` / ``"LinkUp"``."""
     if text is None:
         return None
@@ -36,7 +37,7 @@ def parse_state(text):
     return match.group(1) if match else text.strip() or None
 
 
-def parse_rate(text):
+def parse_rate(text: Optional[str]) -> Optional[Union[int, float]]:
     """``"400 Gb/sec (4X NDR)"`` -> ``400`` (Gb/s, a float when fractional); ``None`` when unknown."""
     if not text:
         return None
@@ -47,7 +48,7 @@ def parse_rate(text):
     return int(value) if value.is_integer() else value
 
 
-def read_sysfs(root="/sys"):
+def read_sysfs(root: str = "/sys") -> dict[str, dict[str, Any]]:
     """Devices and ports under ``<root>/class/infiniband``.
 
     Returns ``{device: {"fw_ver", "hca_type", "node_guid", "ports": {port: {...}}}}``.
@@ -82,7 +83,7 @@ def read_sysfs(root="/sys"):
     return devices
 
 
-def parse_ibv_devinfo(text):
+def parse_ibv_devinfo(text: str) -> dict[str, dict[str, Any]]:
     """``ibv_devinfo`` output -> ``{device: {"transport", "fw_ver", ..., "ports": {port: {...}}}}``."""
     devices = {}
     dev = None
@@ -117,7 +118,7 @@ def parse_ibv_devinfo(text):
     return devices
 
 
-def merge_ibv(devices, ibv):
+def merge_ibv(devices: dict[str, dict[str, Any]], ibv: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """Add ``ibv_devinfo`` details (transport, MTU, LID) to sysfs devices; add devices sysfs missed."""
     merged = dict((name, dict(info, ports=dict((p, dict(v)) for p, v in info["ports"].items())))
                   for name, info in devices.items())
@@ -136,7 +137,7 @@ def merge_ibv(devices, ibv):
     return merged
 
 
-def active_ports(devices):
+def active_ports(devices: dict[str, dict[str, Any]]) -> list[str]:
     """``["mlx5_0/1", ...]`` for ports in state ACTIVE with an RDMA link layer."""
     result = []
     for dev in sorted(devices):
@@ -146,12 +147,12 @@ def active_ports(devices):
     return result
 
 
-def parse_proc_modules(text):
+def parse_proc_modules(text: str) -> set[str]:
     """``/proc/modules`` -> set of loaded module names."""
     return set(line.split()[0] for line in text.splitlines() if line.strip())
 
 
-def parse_limits(text, name="Max locked memory"):
+def parse_limits(text: str, name: str = "Max locked memory") -> dict[str, Any]:
     """A row of ``/proc/<pid>/limits`` -> ``{"soft", "hard", "unit", "unlimited"}``; soft/hard are ints or ``"unlimited"``."""
     for line in text.splitlines():
         if line.startswith(name):
@@ -159,7 +160,7 @@ def parse_limits(text, name="Max locked memory"):
             if len(parts) < 2:
                 break
 
-            def value(item):
+            def value(item: str) -> Union[str, int]:
                 return "unlimited" if item == "unlimited" else int(item)
             soft, hard = value(parts[0]), value(parts[1])
             return {"soft": soft, "hard": hard, "unit": parts[2] if len(parts) > 2 else None,
@@ -167,7 +168,8 @@ def parse_limits(text, name="Max locked memory"):
     return {"soft": None, "hard": None, "unit": None, "unlimited": False}
 
 
-def transfer_problems(facts, require_rdma, device_names=None, host=None, protocol_variable=None):
+def transfer_problems(facts: Mapping[str, Any], require_rdma: bool, device_names: Optional[Iterable[str]] = None,
+                      host: Optional[str] = None, protocol_variable: Optional[str] = None) -> list[Problem]:
     """Why the host cannot carry KV transfer over RDMA; an empty list when it can or RDMA is not required.
 
     With ``require_rdma`` the host needs an ACTIVE InfiniBand/RoCE port, and every device named in ``device_names``
@@ -197,7 +199,7 @@ def transfer_problems(facts, require_rdma, device_names=None, host=None, protoco
     return problems
 
 
-def peermem_problems(facts, require_peermem, host=None):
+def peermem_problems(facts: Mapping[str, Any], require_peermem: bool, host: Optional[str] = None) -> list[Problem]:
     """``nvidia_peermem`` must be loaded when GPU memory is registered through it (the plan's ``transfer.peermem``)."""
     if not require_peermem or (facts.get("kernel_modules") or {}).get("nvidia_peermem"):
         return []
@@ -208,13 +210,13 @@ def peermem_problems(facts, require_peermem, host=None):
         needed='nvidia_peermem loaded (WITH_NVIDIA_PEERMEM=1; else "Failed to register memory ... Bad address [14]")')]
 
 
-def _port_of(address):
+def _port_of(address: str) -> Optional[int]:
     """``0.0.0.0:8998``, ``[::]:8998``, ``*:8998``, ``127.0.0.53%lo:53`` -> the port number, None when unreadable."""
     match = re.search(r":(\d+)$", address)
     return int(match.group(1)) if match else None
 
 
-def parse_ss_listeners(text):
+def parse_ss_listeners(text: str) -> list[dict[str, Any]]:
     """``ss -Hltnp`` -> ``[{"port", "address", "process"}]`` (process: the ``users:(...)`` column or None)."""
     listeners = []
     for line in text.splitlines():
@@ -229,7 +231,7 @@ def parse_ss_listeners(text):
     return listeners
 
 
-def parse_proc_net_tcp(text):
+def parse_proc_net_tcp(text: str) -> list[dict[str, Any]]:
     """``/proc/net/tcp`` or ``tcp6`` -> the listening sockets as ``parse_ss_listeners`` returns them (no process)."""
     listeners = []
     for line in text.splitlines()[1:]:
@@ -243,14 +245,15 @@ def parse_proc_net_tcp(text):
     return listeners
 
 
-def port_label(entry):
+def port_label(entry: Mapping[str, Any]) -> str:
     """``8998 (mooncake_bootstrap of deepseek-v4-prefill)``; a range shows ``first-last``."""
     first, last = int(entry["first"]), int(entry.get("last") or entry["first"])
     span = "" if first == last else " %d-%d" % (first, last)
     return "%s%s of %s" % (entry.get("name") or "port", span, entry.get("service") or "this host")
 
 
-def port_problems(listeners, ports, own_services=(), host=None):
+def port_problems(listeners: Iterable[Mapping[str, Any]], ports: Iterable[Mapping[str, Any]],
+                  own_services: Container[str] = (), host: Optional[str] = None) -> list[Problem]:
     """A Problem per port of ``ports`` (each ``first``..``last``, with ``service``, ``name``, ``variable``) that a
     listener in ``listeners`` holds, unless its service is in ``own_services`` (its own container runs)."""
     by_port = {}
@@ -275,7 +278,7 @@ def port_problems(listeners, ports, own_services=(), host=None):
     return problems
 
 
-def parse_systemctl_show(text):
+def parse_systemctl_show(text: Optional[str]) -> dict[str, str]:
     """``systemctl show UNIT -p NAME ...`` (``NAME=value`` lines) -> ``{NAME: value}``."""
     props = {}
     for line in (text or "").splitlines():
@@ -285,7 +288,7 @@ def parse_systemctl_show(text):
     return props
 
 
-def parse_systemd_limit(value):
+def parse_systemd_limit(value: Optional[str]) -> Optional[Union[str, int]]:
     """A systemd ``LimitMEMLOCK=`` value (``infinity``, bytes) -> ``"unlimited"``, an int, or None when unset."""
     if value is None or value == "":
         return None
@@ -297,13 +300,13 @@ def parse_systemd_limit(value):
         return None
 
 
-def _limit_label(soft, hard):
-    def one(value):
+def _limit_label(soft: Optional[Union[str, int]], hard: Optional[Union[str, int]]) -> str:
+    def one(value: Optional[Union[str, int]]) -> str:
         return "unlimited" if value == "unlimited" else ("%d bytes" % value if isinstance(value, int) else "unknown")
     return one(soft) if soft == hard else "soft %s, hard %s" % (one(soft), one(hard))
 
 
-def daemon_memlock(unit, show_text, limits_text=None):
+def daemon_memlock(unit: str, show_text: Optional[str], limits_text: Optional[str] = None) -> dict[str, Any]:
     """The memlock limit a container engine unit gives what it starts: from ``systemctl show`` (``LoadState``,
     ``MainPID``, ``LimitMEMLOCK``, ``LimitMEMLOCKSoft``) and, while it runs, its process's ``/proc/<pid>/limits``."""
     props = parse_systemctl_show(show_text)
@@ -330,7 +333,8 @@ DAEMON_MEMLOCK_FIX = (
     "Or give every engine container its own limit: plan_engine_privileges: rdma_devices (--ulimit memlock=-1:-1)")
 
 
-def daemon_memlock_problems(entries, require, host=None, units_variable="rdma_docker_memlock_units"):
+def daemon_memlock_problems(entries: Sequence[Mapping[str, Any]], require: bool, host: Optional[str] = None,
+                            units_variable: str = "rdma_docker_memlock_units") -> list[Problem]:
     """Containers inherit the memlock limit of the container engine that starts them (no ``--ulimit memlock``):
     below unlimited, RDMA memory registration fails ("Cannot allocate memory"). A Problem per loaded unit whose
     configured or running limit is not unlimited; one when no unit of ``entries`` is loaded (nothing to read)."""

@@ -11,12 +11,13 @@ No Ansible imports: everything takes text or a path and returns plain data; the 
 problem shape (``module_utils/_problem.py``).
 """
 
-from __future__ import absolute_import, division, print_function
+from __future__ import absolute_import, annotations, division, print_function
 
 __metaclass__ = type
 
 import os
 import re
+from typing import Any, Container, Iterable, Mapping, Optional
 
 from ansible_collections.inference.deepseek_v4.plugins.module_utils._problem import Problem
 
@@ -34,12 +35,12 @@ AFFINITY_RULES = ("pcie", "numa")
 BDF = re.compile(r"^(?:([0-9a-fA-F]{1,8}):)?([0-9a-fA-F]{1,2}):([0-9a-fA-F]{1,2})\.([0-7])$")
 
 
-def link_rank(link):
+def link_rank(link: Optional[str]) -> int:
     """Position of a link class in LINKS; unknown links rank last."""
     return LINKS.index(link) if link in LINKS else len(LINKS)
 
 
-def normalize_bdf(text):
+def normalize_bdf(text: Optional[str]) -> Optional[str]:
     """``00000000:18:00.0`` (nvidia-smi), ``0000:18:00.0`` (sysfs), ``18:00.0`` -> ``0000:18:00.0``; None if not one."""
     match = BDF.match((text or "").strip())
     if not match:
@@ -48,7 +49,7 @@ def normalize_bdf(text):
     return "%04x:%02x:%02x.%s" % (int(domain or "0", 16), int(bus, 16), int(dev, 16), fn)
 
 
-def parse_gpu_bus_ids(text):
+def parse_gpu_bus_ids(text: Optional[str]) -> dict[int, str]:
     """``nvidia-smi --query-gpu=index,pci.bus_id --format=csv,noheader`` -> ``{index: bdf}``."""
     out = {}
     for line in (text or "").splitlines():
@@ -58,7 +59,7 @@ def parse_gpu_bus_ids(text):
     return out
 
 
-def parse_numa_list(text):
+def parse_numa_list(text: Optional[str]) -> set[int]:
     """``0,3-9,11-17`` -> ``{0, 3, ..., 17}``; ``N/A`` or empty -> empty set."""
     nodes = set()
     for item in (text or "").split(","):
@@ -68,7 +69,7 @@ def parse_numa_list(text):
     return nodes
 
 
-def _row_cells(line, width):
+def _row_cells(line: str, width: int) -> tuple[str, list[str], list[str]]:
     if "\t" in line:
         cells = [c.strip() for c in line.split("\t")]
         return cells[0], cells[1:1 + width], [c for c in cells[1 + width:] if c]
@@ -76,7 +77,7 @@ def _row_cells(line, width):
     return tokens[0], tokens[1:1 + width], tokens[1 + width:]
 
 
-def parse_topo(text):
+def parse_topo(text: Optional[str]) -> dict[str, Any]:
     """``nvidia-smi topo -m`` -> ``{"gpus": {index: {"links": {nic: link}, "numa": [..], "cpus": str}},
     "nics": [name, ...]}``. NIC columns (``NIC<n>``) are named from the "NIC Legend"; older drivers name them by
     device (``mlx5_0``) in the header itself."""
@@ -105,7 +106,7 @@ def parse_topo(text):
     return {"gpus": gpus, "nics": nics}
 
 
-def _read(path):
+def _read(path: str) -> Optional[str]:
     try:
         with open(path) as handle:
             return handle.read().strip()
@@ -113,7 +114,7 @@ def _read(path):
         return None
 
 
-def _pci_entry(root, link):
+def _pci_entry(root: str, link: str) -> Optional[dict[str, Any]]:
     """The PCI device a sysfs symlink points at: its BDF, its path below ``<root>/devices`` and its NUMA node."""
     if not os.path.lexists(link):
         return None
@@ -126,7 +127,7 @@ def _pci_entry(root, link):
             "numa": int(numa) if numa is not None and numa.lstrip("-").isdigit() and int(numa) >= 0 else None}
 
 
-def read_nic_pci(root="/sys"):
+def read_nic_pci(root: str = "/sys") -> dict[str, dict[str, Any]]:
     """``{rdma device: {"bdf", "path", "numa"}}`` from ``<root>/class/infiniband/<dev>/device``."""
     base = os.path.join(root, "class", "infiniband")
     out = {}
@@ -138,7 +139,7 @@ def read_nic_pci(root="/sys"):
     return out
 
 
-def read_gpu_pci(bus_ids, root="/sys"):
+def read_gpu_pci(bus_ids: Mapping[int, str], root: str = "/sys") -> dict[int, dict[str, Any]]:
     """``{index: {"bdf", "path", "numa"}}`` for GPUs by bus id, from ``<root>/bus/pci/devices/<bdf>``."""
     out = {}
     for index, bdf in sorted(bus_ids.items()):
@@ -147,7 +148,7 @@ def read_gpu_pci(bus_ids, root="/sys"):
     return out
 
 
-def sysfs_link(gpu, nic):
+def sysfs_link(gpu: Mapping[str, Any], nic: Mapping[str, Any]) -> Optional[str]:
     """The nvidia-smi class of a GPU/NIC pair from their PCI paths (``pci<dom>:<bus>/<bridge>/.../<bdf>``)."""
     pa, pb = gpu.get("path"), nic.get("path")
     if not pa or not pb or len(pa) < 2 or len(pb) < 2:
@@ -164,14 +165,15 @@ def sysfs_link(gpu, nic):
     return "PIX" if common == len(pa) - 1 == len(pb) - 1 else "PXB"
 
 
-def _gpu_numa(index, topo, gpu):
+def _gpu_numa(index: int, topo: Mapping[str, Any], gpu: Mapping[str, Any]) -> set[int]:
     nodes = set((topo.get("gpus", {}).get(index) or {}).get("numa") or [])
     if not nodes and gpu.get("numa") is not None:
         nodes = {gpu["numa"]}
     return nodes
 
 
-def derive(gpus, topo, nics, usable=None):
+def derive(gpus: Mapping[int, Mapping[str, Any]], topo: Mapping[str, Any], nics: Mapping[str, Mapping[str, Any]],
+           usable: Optional[Container[str]] = None) -> list[dict[str, Any]]:
     """Each GPU's nearest NIC: ``[{"gpu", "bus_id", "nic", "nic_bus_id", "link", "numa_local", "source"}]``.
 
     ``gpus``: ``read_gpu_pci``; ``topo``: ``parse_topo`` (may be empty: the PCI paths decide then); ``nics``:
@@ -207,7 +209,7 @@ def derive(gpus, topo, nics, usable=None):
     return result
 
 
-def is_affine(entry, rule="pcie"):
+def is_affine(entry: Mapping[str, Any], rule: str = "pcie") -> bool:
     """Whether a ``derive`` entry's NIC is close enough under ``rule`` (AFFINITY_RULES)."""
     if not entry.get("nic"):
         return False
@@ -216,18 +218,19 @@ def is_affine(entry, rule="pcie"):
     return link_rank(entry.get("link")) <= LINKS.index("PXB")
 
 
-def mapping(entries):
+def mapping(entries: Iterable[Mapping[str, Any]]) -> str:
     """``VLLM_GPU_NIC_PCIE_MAPPING``'s value: ``<gpu_bdf>=<nic_bdf>`` for every GPU with a NIC of known address."""
     return ",".join("%s=%s" % (e["bus_id"], e["nic_bus_id"]) for e in entries if e.get("bus_id") and e.get("nic_bus_id"))
 
 
-def _needed(rule):
+def _needed(rule: str) -> str:
     if rule == "numa":
         return "an ACTIVE RDMA NIC on the GPU's NUMA node"
     return "an ACTIVE RDMA NIC on the GPU's PCIe switch (PIX or PXB in `nvidia-smi topo -m`)"
 
 
-def affinity_problems(entries, gpus=None, rule="pcie", host=None, unusable=()):
+def affinity_problems(entries: Iterable[Mapping[str, Any]], gpus: Optional[Iterable[Any]] = None, rule: str = "pcie",
+                      host: Optional[str] = None, unusable: Iterable[str] = ()) -> list[Problem]:
     """A Problem per GPU of ``gpus`` (all when None) without an affine NIC, or whose NIC's address is unknown (the
     map cannot name it). ``unusable``: RDMA devices left out for having no ACTIVE port (named in the message)."""
     wanted = None if gpus is None else set(int(g) for g in gpus)

@@ -3,7 +3,7 @@
 # Copyright: inference.deepseek_v4 maintainers
 # Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
 
-from __future__ import absolute_import, division, print_function
+from __future__ import absolute_import, annotations, division, print_function
 
 __metaclass__ = type
 
@@ -150,6 +150,7 @@ answer_ok:
 import re
 import time
 import traceback
+from typing import Any, Mapping, Optional
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
@@ -163,7 +164,7 @@ else:
     OPENAI_IMPORT_ERROR = None
 
 
-def _reasoning_of(obj):
+def _reasoning_of(obj: Any) -> str:
     """vLLM names the field `reasoning` (newer) or `reasoning_content` (older)."""
     for field in ("reasoning_content", "reasoning"):
         value = getattr(obj, field, None)
@@ -175,14 +176,14 @@ def _reasoning_of(obj):
     return ""
 
 
-def _answer_matches(content, expected):
+def _answer_matches(content: str, expected: str) -> bool:
     text = content.strip()
     if text == expected.strip():
         return True
     return re.search(r"(?<![\w.])" + re.escape(expected.strip()) + r"(?![\w.])", text) is not None
 
 
-def _model(module, client):
+def _model(module: AnsibleModule, client: OpenAI) -> str:
     """The model asked for, else the first one the endpoint lists."""
     p = module.params
     if p["model"]:
@@ -197,7 +198,7 @@ def _model(module, client):
 SAMPLING_PARAMS = ("max_tokens", "temperature", "top_p")
 
 
-def _request(p, model):
+def _request(p: Mapping[str, Any], model: str) -> dict[str, Any]:
     """Keyword arguments of ``chat.completions.create``: one user message, the sampling parameters set, the chat
     template arguments."""
     kwargs = dict(model=model, messages=[{"role": "user", "content": p["prompt"]}])
@@ -212,13 +213,13 @@ def _request(p, model):
 class _Answer(object):
     """The answer as it comes back: pieces of content and reasoning, finish reason, usage, time to first token."""
 
-    def __init__(self, model):
+    def __init__(self, model: str) -> None:
         self.model = model
         self.content, self.reasoning = [], []
         self.finish_reason, self.usage, self.ttft = None, {}, None
 
 
-def _streamed(client, kwargs, answer, start):
+def _streamed(client: OpenAI, kwargs: dict[str, Any], answer: _Answer, start: float) -> None:
     kwargs["stream"] = True
     kwargs["stream_options"] = {"include_usage": True}
     for chunk in client.chat.completions.create(**kwargs):
@@ -237,7 +238,7 @@ def _streamed(client, kwargs, answer, start):
                 answer.finish_reason = choice.finish_reason
 
 
-def _whole(client, kwargs, answer):
+def _whole(client: OpenAI, kwargs: dict[str, Any], answer: _Answer) -> None:
     resp = client.chat.completions.create(**kwargs)
     answer.model = resp.model or answer.model
     answer.usage = resp.usage.model_dump() if resp.usage else {}
@@ -248,7 +249,7 @@ def _whole(client, kwargs, answer):
         answer.finish_reason = resp.choices[0].finish_reason
 
 
-def _result(answer, latency):
+def _result(answer: _Answer, latency: float) -> dict[str, Any]:
     result = dict(
         changed=False,
         model=answer.model,
@@ -266,19 +267,19 @@ def _result(answer, latency):
 
 # Checks of the result, in order: each returns the failure message, or None when the check passes.
 
-def _empty_answer(p, result):
+def _empty_answer(p: Mapping[str, Any], result: dict[str, Any]) -> Optional[str]:
     if not result["content"].strip() and not result["has_reasoning"]:
         return "the endpoint returned an empty answer (finish_reason %s)" % result["finish_reason"]
     return None
 
 
-def _missing_reasoning(p, result):
+def _missing_reasoning(p: Mapping[str, Any], result: dict[str, Any]) -> Optional[str]:
     if p["require_reasoning"] and not result["has_reasoning"]:
         return "no reasoning content in the response, though a reasoning mode was requested"
     return None
 
 
-def _wrong_answer(p, result):
+def _wrong_answer(p: Mapping[str, Any], result: dict[str, Any]) -> Optional[str]:
     """Sets ``answer_ok`` when an answer is expected."""
     if p["expected"] is None:
         return None
@@ -291,7 +292,7 @@ def _wrong_answer(p, result):
 ANSWER_CHECKS = (_empty_answer, _missing_reasoning, _wrong_answer)
 
 
-def run(module):
+def run(module: AnsibleModule) -> None:
     p = module.params
     client = OpenAI(base_url=p["base_url"], api_key=p["api_key"] or "EMPTY", timeout=p["timeout"], max_retries=0)
     model = _model(module, client)
@@ -310,7 +311,7 @@ def run(module):
     module.exit_json(**result)
 
 
-def main():
+def main() -> None:
     module = AnsibleModule(
         argument_spec=dict(
             base_url=dict(type="str", required=True),

@@ -3,7 +3,7 @@
 # Copyright: inference.deepseek_v4 maintainers
 # Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
 
-from __future__ import absolute_import, division, print_function
+from __future__ import absolute_import, annotations, division, print_function
 
 __metaclass__ = type
 
@@ -74,10 +74,14 @@ files:
 
 import io
 import tarfile
+from typing import TYPE_CHECKING, Any
 
 from ansible.module_utils.common.text.converters import to_text
 
 from ansible_collections.inference.deepseek_v4.plugins.module_utils import _docker_api
+
+if TYPE_CHECKING:
+    from ansible.module_utils.basic import AnsibleModule
 
 ARGUMENT_SPEC = dict(
     name=dict(type="str", required=True),
@@ -86,7 +90,7 @@ ARGUMENT_SPEC = dict(
 )
 
 
-def read_archive(data, max_bytes):
+def read_archive(data: bytes, max_bytes: int) -> list[dict[str, Any]]:
     """[{path, size, content}] of the regular files of a tar archive (the first path component dropped)."""
     files = []
     total = 0
@@ -103,7 +107,7 @@ def read_archive(data, max_bytes):
     return sorted(files, key=lambda f: f["path"])
 
 
-def run(module):
+def run(module: AnsibleModule) -> None:
     params = module.params
     client = _docker_api.DockerClient(params)
     container = client.inspect_container(params["name"])
@@ -115,7 +119,7 @@ def run(module):
     module.exit_json(changed=False, exists=True, found=True, files=read_archive(archive, params["max_bytes"]))
 
 
-def main():
+def main() -> None:
     _docker_api.run_module(ARGUMENT_SPEC, run, errors=(ValueError, tarfile.TarError))
 
 

@@ -3,7 +3,7 @@
 # Copyright: inference.deepseek_v4 maintainers
 # Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
 
-from __future__ import absolute_import, division, print_function
+from __future__ import absolute_import, annotations, division, print_function
 
 __metaclass__ = type
 
@@ -69,9 +69,14 @@ state:
   sample: {"Status": "exited", "ExitCode": 1, "OOMKilled": false}
 """
 
+from typing import TYPE_CHECKING
+
 from ansible.module_utils.common.text.converters import to_text
 
 from ansible_collections.inference.deepseek_v4.plugins.module_utils import _docker_api
+
+if TYPE_CHECKING:
+    from ansible.module_utils.basic import AnsibleModule
 
 ARGUMENT_SPEC = dict(
     name=dict(type="str", required=True),
@@ -80,7 +85,7 @@ ARGUMENT_SPEC = dict(
 )
 
 
-def run(module):
+def run(module: AnsibleModule) -> None:
     params = module.params
     client = _docker_api.DockerClient(params)
     container = client.inspect_container(params["name"])
@@ -91,7 +96,7 @@ def run(module):
                      state=container.get("State", {}))
 
 
-def main():
+def main() -> None:
     _docker_api.run_module(ARGUMENT_SPEC, run)
 
 

@@ -3,7 +3,7 @@
 # Copyright: inference.deepseek_v4 maintainers
 # Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)
 
-from __future__ import absolute_import, division, print_function
+from __future__ import absolute_import, annotations, division, print_function
 
 __metaclass__ = type
 
@@ -350,6 +350,7 @@ memory:
 import glob
 import os
 import platform
+from typing import Any, Callable, Mapping, Optional
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.inference.deepseek_v4.plugins.module_utils import gpu_inventory as inv
@@ -358,18 +359,19 @@ from ansible_collections.inference.deepseek_v4.plugins.module_utils import gpu_i
 class Collector(object):
     """Gathers the facts. ``run`` is ``callable(argv) -> (rc, stdout, stderr)`` and ``which`` finds executables."""
 
-    def __init__(self, run, which, params):
+    def __init__(self, run: Callable[[list[str]], tuple[int, str, str]], which: Callable[[str], Optional[str]],
+                 params: Mapping[str, Any]) -> None:
         self.run = run
         self.which = which
         self.params = params
 
-    def _cmd(self, argv):
+    def _cmd(self, argv: list[str]) -> tuple[int, str, str]:
         try:
             return self.run(argv)
         except (OSError, IOError) as exc:
             return 127, "", str(exc)
 
-    def nvidia(self):
+    def nvidia(self) -> tuple[dict[str, Any], dict[int, dict[str, int]]]:
         result = {"nvidia_smi": None, "nvidia_smi_error": None, "gpu_count": 0, "gpus": [],
                   "driver_version": None, "cuda_version": None}
         smi = self.which(self.params.get("nvidia_smi") or "nvidia-smi")
@@ -411,7 +413,7 @@ class Collector(object):
         })
         return result, nvlink
 
-    def nvswitch(self, nvlink):
+    def nvswitch(self, nvlink: Mapping[int, Mapping[str, int]]) -> dict[str, Any]:
         dev_dir = self.params.get("dev_dir") or "/dev"
         proc_dir = self.params.get("proc_dir") or "/proc"
         devices = sorted(p for p in glob.glob(os.path.join(dev_dir, "nvidia-nvswitch*"))
@@ -423,7 +425,7 @@ class Collector(object):
             "nvlink_active": dict((str(k), v["active"]) for k, v in sorted(nvlink.items())),
         }
 
-    def fabricmanager(self):
+    def fabricmanager(self) -> dict[str, Any]:
         unit = self.params.get("fabricmanager_service") or "nvidia-fabricmanager"
         result = {"installed": False, "state": None, "active": False, "unit_file_state": None, "version": None}
         systemctl = self.which("systemctl")
@@ -452,11 +454,11 @@ class Collector(object):
                     result["version"] = inv.parse_dpkg_fabricmanager(out)
         return result
 
-    def imex(self):
+    def imex(self) -> dict[str, Any]:
         channel_dir = os.path.join(self.params.get("dev_dir") or "/dev", "nvidia-caps-imex-channels")
         return {"channel_dir": channel_dir, "channels": sorted(glob.glob(os.path.join(channel_dir, "channel*")))}
 
-    def toolkit(self):
+    def toolkit(self) -> dict[str, Optional[str]]:
         result = {"ctk_version": None, "container_cli_version": None, "hook": None}
         ctk = self.which("nvidia-ctk")
         if ctk:
@@ -471,7 +473,7 @@ class Collector(object):
         result["hook"] = self.which("nvidia-container-runtime-hook") or None
         return result
 
-    def docker(self):
+    def docker(self) -> dict[str, Any]:
         result = {"available": False, "error": None, "server_version": None, "runtimes": [], "nvidia_runtime": False,
                   "default_runtime": None, "cdi_spec_dirs": [], "cdi_devices": []}
         if not self.params.get("docker", True):
@@ -498,7 +500,7 @@ class Collector(object):
         result["available"] = True
         return result
 
-    def disk(self):
+    def disk(self) -> dict[str, Any]:
         path = self.params.get("weights_cache_dir")
         if not path:
             return {}
@@ -530,7 +532,7 @@ class Collector(object):
                         result["weights_present_bytes"] += st.st_size
         return result
 
-    def memory(self):
+    def memory(self) -> dict[str, Optional[int]]:
         path = os.path.join(self.params.get("proc_dir") or "/proc", "meminfo")
         try:
             with open(path) as handle:
@@ -538,7 +540,7 @@ class Collector(object):
         except (IOError, OSError):
             return {"total_bytes": None, "available_bytes": None}
 
-    def collect(self):
+    def collect(self) -> dict[str, Any]:
         facts, nvlink = self.nvidia()
         facts["nvswitch"] = self.nvswitch(nvlink)
         facts["fabricmanager"] = self.fabricmanager()
@@ -551,7 +553,7 @@ class Collector(object):
         return facts
 
 
-def main():
+def main() -> None:
     module = AnsibleModule(
         argument_spec=dict(
             nvidia_smi=dict(type="str", default="nvidia-smi"),
@@ -566,10 +568,10 @@ def main():
         supports_check_mode=True,
     )
 
-    def run(argv):
+    def run(argv: list[str]) -> tuple[int, str, str]:
         return module.run_command(argv, environ_update={"LC_ALL": "C"})
 
-    def which(name):
+    def which(name: str) -> Optional[str]:
         if os.path.isabs(name):
             return name if os.access(name, os.X_OK) else None
         return module.get_bin_path(name, opt_dirs=["/usr/local/bin", "/usr/sbin", "/sbin"])

@@ -3,7 +3,7 @@
 # Copyright: inference.deepseek_v4 contributors
 # Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
 
-from __future__ import absolute_import, division, print_function
+from __future__ import absolute_import, annotations, division, print_function
 
 __metaclass__ = type
 
@@ -292,6 +292,7 @@ progress:
 import os
 import socket
 import sys
+from typing import Any, Callable, NoReturn, Optional
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
@@ -303,7 +304,7 @@ from ansible_collections.inference.deepseek_v4.plugins.module_utils.hf_snapshot_
 )
 
 
-def _scrub(value, secret):
+def _scrub(value: Any, secret: Optional[str]) -> Any:
     """Remove ``secret`` from every string of ``value`` (Ansible's no_log masking is the first line of defence)."""
     if not secret:
         return value
@@ -316,13 +317,13 @@ def _scrub(value, secret):
     return value
 
 
-def _stall_handler(module):
+def _stall_handler(module: AnsibleModule) -> Callable[[dict[str, Any]], NoReturn]:
     """What the progress thread calls when no byte arrived for stall_timeout seconds: fail the module with the file
     that stalled and the fix, and end the process at once. The transfer threads are stopped with it, so that
     huggingface_hub does not remove the partial file: the next run resumes it."""
     params = module.params
 
-    def on_stall(state):
+    def on_stall(state: dict[str, Any]) -> NoReturn:
         item = state.get("item") or "the next file (none had started)"
         where = params.get("endpoint") or os.environ.get("HF_ENDPOINT") or "the Hugging Face Hub"
         msg = (
@@ -342,7 +343,7 @@ def _stall_handler(module):
     return on_stall
 
 
-def main():
+def main() -> None:
     module = AnsibleModule(
         argument_spec=dict(
             repo_id=dict(type="str", required=True),

@@ -3,7 +3,7 @@
 # Copyright: inference.deepseek_v4 maintainers
 # Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
 
-from __future__ import absolute_import, division, print_function
+from __future__ import absolute_import, annotations, division, print_function
 
 __metaclass__ = type
 
@@ -88,6 +88,7 @@ images:
 """
 
 import socket
+from typing import TYPE_CHECKING, Optional
 
 from ansible_collections.inference.deepseek_v4.plugins.module_utils._docker_api import (
     DockerClient,
@@ -97,8 +98,11 @@ from ansible_collections.inference.deepseek_v4.plugins.module_utils._docker_api 
 from ansible_collections.inference.deepseek_v4.plugins.module_utils._image_digest import agreement, pinned
 from ansible_collections.inference.deepseek_v4.plugins.module_utils._registry import registry_auth, split_reference
 
+if TYPE_CHECKING:
+    from ansible.module_utils.basic import AnsibleModule
 
-def _registry_digest(client, name):
+
+def _registry_digest(client: DockerClient, name: str) -> tuple[Optional[str], Optional[str]]:
     """(digest, None) from the registry through the daemon, or (None, the reason it gave none)."""
     try:
         answer = client.distribution(name, registry_auth(split_reference(name)[2]))
@@ -108,7 +112,7 @@ def _registry_digest(client, name):
     return (digest, None) if digest else (None, "no digest in the daemon's answer")
 
 
-def run(module):
+def run(module: AnsibleModule) -> None:
     client = DockerClient(module.params)
     host = module.params["host"] or socket.gethostname()
     images = []
@@ -124,7 +128,7 @@ def run(module):
     module.exit_json(changed=False, images=images)
 
 
-def main():
+def main() -> None:
     run_module(dict(
         name=dict(type="list", elements="str", required=True),
         pull=dict(type="str", choices=["missing", "always"], default="missing"),

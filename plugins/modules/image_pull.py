@@ -3,7 +3,7 @@
 # Copyright: inference.deepseek_v4 maintainers
 # Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
 
-from __future__ import absolute_import, division, print_function
+from __future__ import absolute_import, annotations, division, print_function
 
 __metaclass__ = type
 
@@ -114,6 +114,7 @@ import os
 import socket
 import sys
 import threading
+from typing import TYPE_CHECKING, Any, Callable, Mapping, NoReturn, Optional
 from urllib.parse import quote
 
 from ansible.module_utils.common.text.converters import to_native
@@ -130,16 +131,19 @@ from ansible_collections.inference.deepseek_v4.plugins.module_utils._registry im
     split_reference,
 )
 
+if TYPE_CHECKING:
+    from ansible.module_utils.basic import AnsibleModule
+
 
 class PullProgress(object):
     """The layers of the pulls of this run, as the daemon's progress messages describe them."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.lock = threading.Lock()
         self.layers = {}
         self.image = None
 
-    def event(self, image, message):
+    def event(self, image: str, message: Mapping[str, Any]) -> None:
         layer_id = message.get("id")
         status = message.get("status") or ""
         detail = message.get("progressDetail") or {}
@@ -166,7 +170,7 @@ class PullProgress(object):
                 layer["downloaded"] = layer["total"] or layer["downloaded"]
                 layer["extracted"] = layer["total"] or layer["extracted"]
 
-    def sample(self):
+    def sample(self) -> dict[str, Any]:
         with self.lock:
             layers = [(key, dict(value)) for key, value in self.layers.items() if not value["present"]]
             image = self.image
@@ -187,8 +191,9 @@ class PullProgress(object):
                 "activity": done + sum(layer["extracted"] for _key, layer in layers)}
 
 
-def _stall_handler(module, state_of):
-    def on_stall(state):
+def _stall_handler(module: AnsibleModule,
+                   state_of: Callable[[], tuple[str, Optional[str]]]) -> Callable[[dict[str, Any]], NoReturn]:
+    def on_stall(state: dict[str, Any]) -> NoReturn:
         image, layer = state_of()
         msg = (
             "The pull of %s stalled on %s: nothing downloaded or extracted for %d s (%s; %s of %s known so far). "
@@ -207,7 +212,7 @@ def _stall_handler(module, state_of):
     return on_stall
 
 
-def _pull(client, name, progress, read_timeout):
+def _pull(client: DockerClient, name: str, progress: PullProgress, read_timeout: float) -> Optional[str]:
     """Pull one image, feeding ``progress``; returns the daemon's last status line."""
     repository, tag, registry = split_reference(name)
     headers = {}
@@ -250,7 +255,7 @@ def _pull(client, name, progress, read_timeout):
     return last
 
 
-def _tag_all(client, images, tags, check_mode):
+def _tag_all(client: DockerClient, images: list[dict[str, Any]], tags: Mapping[str, str], check_mode: bool) -> bool:
     """Point each tag of ``tags`` (reference -> repository:tag) at its pulled image where it points elsewhere (or
     nowhere); returns whether one moved. A pull by digest leaves the tag as it was: the tag then names what runs."""
     moved = False
@@ -278,7 +283,7 @@ def _tag_all(client, images, tags, check_mode):
     return moved
 
 
-def run(module):
+def run(module: AnsibleModule) -> None:
     params = module.params
     client = DockerClient(params)
     stall_timeout = max(int(params["stall_timeout"] or 0), 0)
@@ -296,7 +301,7 @@ def run(module):
     progress = PullProgress()
     current = {"name": wanted[0]["name"]}
 
-    def state_of():
+    def state_of() -> tuple[str, Optional[str]]:
         return current["name"], progress.sample().get("item")
 
     reporter = None
@@ -322,7 +327,7 @@ def run(module):
                      bytes_downloaded=progress.sample()["done"])
 
 
-def main():
+def main() -> None:
     run_module(dict(
         name=dict(type="list", elements="str", required=True),
         pull=dict(type="str", choices=["missing", "always"], default="missing"),

@@ -3,7 +3,7 @@
 # Copyright: inference.deepseek_v4 maintainers
 # Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)
 
-from __future__ import absolute_import, division, print_function
+from __future__ import absolute_import, annotations, division, print_function
 
 __metaclass__ = type
 
@@ -95,12 +95,14 @@ problems:
   elements: dict
 """
 
+from typing import Any, Mapping
+
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.six import string_types
 from ansible_collections.inference.deepseek_v4.plugins.module_utils import kv_transport
 
 
-def check(params):
+def check(params: Mapping[str, Any]) -> dict[str, Any]:
     services = {}
     for name, lines in (params["logs"] or {}).items():
         if isinstance(lines, string_types):
@@ -111,7 +113,7 @@ def check(params):
     return {"services": services, "problems": [p.as_dict() for p in problems]}
 
 
-def main():
+def main() -> None:
     module = AnsibleModule(
         argument_spec=dict(
             logs=dict(type="dict", required=True),

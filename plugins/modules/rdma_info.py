@@ -3,7 +3,7 @@
 # Copyright: inference.deepseek_v4 maintainers
 # Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)
 
-from __future__ import absolute_import, division, print_function
+from __future__ import absolute_import, annotations, division, print_function
 
 __metaclass__ = type
 
@@ -377,13 +377,14 @@ problems:
 
 import glob
 import os
+from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.inference.deepseek_v4.plugins.module_utils import rdma_inventory as inv
 from ansible_collections.inference.deepseek_v4.plugins.module_utils import rdma_topology as topo
 
 
-def _read(path):
+def _read(path: str) -> Optional[str]:
     try:
         with open(path) as handle:
             return handle.read()
@@ -391,7 +392,9 @@ def _read(path):
         return None
 
 
-def listeners(run=None, which=None, proc_net=("/proc/net/tcp", "/proc/net/tcp6")):
+def listeners(run: Optional[Callable[[list[str]], tuple[int, str, str]]] = None,
+              which: Optional[Callable[[str], Optional[str]]] = None,
+              proc_net: Iterable[str] = ("/proc/net/tcp", "/proc/net/tcp6")) -> list[dict[str, Any]]:
     """The listening TCP sockets: ``ss -Hltnp`` (with the processes), else the procfs tables (without)."""
     ss = which("ss") if which is not None else None
     if ss and run is not None:
@@ -406,7 +409,9 @@ def listeners(run=None, which=None, proc_net=("/proc/net/tcp", "/proc/net/tcp6")
     return result
 
 
-def daemon_memlock(units, run=None, which=None, proc_dir="/proc"):
+def daemon_memlock(units: Sequence[str], run: Optional[Callable[[list[str]], tuple[int, str, str]]] = None,
+                   which: Optional[Callable[[str], Optional[str]]] = None,
+                   proc_dir: str = "/proc") -> list[dict[str, Any]]:
     """``rdma_inventory.daemon_memlock`` of each unit: ``systemctl show`` and, while it runs, its process's limits."""
     systemctl = which("systemctl") if which is not None and units else None
     result = []
@@ -422,7 +427,9 @@ def daemon_memlock(units, run=None, which=None, proc_dir="/proc"):
     return result
 
 
-def gpu_nics(params, devices, run=None, which=None):
+def gpu_nics(params: Mapping[str, Any], devices: dict[str, dict[str, Any]],
+             run: Optional[Callable[[list[str]], tuple[int, str, str]]] = None,
+             which: Optional[Callable[[str], Optional[str]]] = None) -> tuple[list[dict[str, Any]], list[str]]:
     """Each GPU's nearest NIC with an ACTIVE port (``rdma_topology.derive``) and the NICs left out for being down."""
     if not params.get("gpu_nic_affinity") or run is None:
         return [], []
@@ -440,7 +447,9 @@ def gpu_nics(params, devices, run=None, which=None):
     return topo.derive(topo.read_gpu_pci(bus_ids, root), matrix, nics, usable=active), down
 
 
-def collect(params, run=None, which=None, proc_net=("/proc/net/tcp", "/proc/net/tcp6")):
+def collect(params: Mapping[str, Any], run: Optional[Callable[[list[str]], tuple[int, str, str]]] = None,
+            which: Optional[Callable[[str], Optional[str]]] = None,
+            proc_net: Iterable[str] = ("/proc/net/tcp", "/proc/net/tcp6")) -> dict[str, Any]:
     """Gather the facts; ``run(argv) -> (rc, out, err)`` and ``which(name)`` are injected for tests."""
     devices = inv.read_sysfs(params["sysfs_root"])
     ibv_path = None
@@ -477,7 +486,7 @@ def collect(params, run=None, which=None, proc_net=("/proc/net/tcp", "/proc/net/
     }
 
 
-def problems(facts, params):
+def problems(facts: Mapping[str, Any], params: Mapping[str, Any]) -> list[dict[str, Any]]:
     """Every unmet need the parameters ask about, in the collection's problem shape (dicts)."""
     host = params.get("host")
     found = inv.transfer_problems(facts, params.get("require_rdma"), params.get("device_names"), host=host,
@@ -500,7 +509,7 @@ def problems(facts, params):
     return [p.as_dict() for p in found]
 
 
-def main():
+def main() -> None:
     module = AnsibleModule(
         argument_spec=dict(
             sysfs_root=dict(type="path", default="/sys"),
@@ -536,10 +545,10 @@ def main():
         supports_check_mode=True,
     )
 
-    def run(argv):
+    def run(argv: list[str]) -> tuple[int, str, str]:
         return module.run_command(argv, environ_update={"LC_ALL": "C"})
 
-    def which(name):
+    def which(name: str) -> Optional[str]:
         return module.get_bin_path(name, opt_dirs=["/usr/local/bin", "/usr/sbin", "/sbin", "/bin", "/usr/bin"])
 
     facts = collect(module.params, run=run, which=which)

@@ -3,7 +3,7 @@
 # Copyright: inference.deepseek_v4 maintainers
 # Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
 
-from __future__ import absolute_import, division, print_function
+from __future__ import absolute_import, annotations, division, print_function
 
 __metaclass__ = type
 
@@ -119,9 +119,14 @@ container_state:
   sample: {"Status": "restarting", "ExitCode": 2, "OOMKilled": false}
 """
 
+from typing import TYPE_CHECKING, Any, Callable, Literal, Mapping, Union
+
 from ansible.module_utils.urls import open_url
 
 from ansible_collections.inference.deepseek_v4.plugins.module_utils import _docker_api, _service_health
+
+if TYPE_CHECKING:
+    from ansible.module_utils.basic import AnsibleModule
 
 ARGUMENT_SPEC = dict(
     url=dict(type="str", required=True),
@@ -135,8 +140,8 @@ ARGUMENT_SPEC = dict(
 )
 
 
-def _probe(params):
-    def probe():
+def _probe(params: Mapping[str, Any]) -> Callable[[], tuple[bool, Union[int, str]]]:
+    def probe() -> tuple[bool, Union[int, str]]:
         try:
             code = open_url(params["url"], timeout=params["request_timeout"], validate_certs=False).getcode()
         except Exception as e:  # an HTTP error carries its status; anything else is the answer itself
@@ -145,7 +150,7 @@ def _probe(params):
     return probe
 
 
-def _inspector(params):
+def _inspector(params: Mapping[str, Any]) -> Callable[[], Union[dict[str, Any], None, Literal[False]]]:
     if not params["container"]:
         return lambda: False
     # The Docker daemon is contacted only where a container is watched: the router's host need not run Docker.
@@ -153,7 +158,7 @@ def _inspector(params):
     return lambda: client.inspect_container(params["container"])
 
 
-def run(module):
+def run(module: AnsibleModule) -> None:
     params = module.params
     got = _service_health.wait(_probe(params), _inspector(params), max(params["wait"], 0), max(params["delay"], 1),
                                baseline=params["restart_count"], allowed=params["restarts_allowed"])
@@ -168,7 +173,7 @@ def run(module):
     module.exit_json(**result)
 
 
-def main():
+def main() -> None:
     _docker_api.run_module(ARGUMENT_SPEC, run)
 
 

@@ -17,6 +17,7 @@ import math
 import os
 import struct
 import zlib
+from typing import Any, Iterable, Mapping, Optional, Sequence
 
 # (key in a row, column header, keys of vLLM's result JSON tried in order, format)
 COLUMNS = (
@@ -52,7 +53,7 @@ class ReportError(Exception):
     """A run directory that cannot be reported."""
 
 
-def _number(result, keys):
+def _number(result: Mapping[str, Any], keys: Iterable[str]) -> Optional[float]:
     for key in keys:
         value = result.get(key)
         if isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -60,7 +61,7 @@ def _number(result, keys):
     return None
 
 
-def row_of(result, source=""):
+def row_of(result: Mapping[str, Any], source: str = "") -> dict[str, Any]:
     """One table row from one result JSON of `vllm bench serve`."""
     row = {"source": source}
     for key, _header, keys, _fmt in COLUMNS:
@@ -70,7 +71,7 @@ def row_of(result, source=""):
     return row
 
 
-def load_run(run_dir):
+def load_run(run_dir: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """(run metadata, rows sorted by concurrency) of a run directory."""
     meta_path = os.path.join(run_dir, "run.json")
     meta = {}
@@ -92,7 +93,7 @@ def load_run(run_dir):
     return meta, rows
 
 
-def _cell(value, fmt):
+def _cell(value: Optional[float], fmt: str) -> str:
     if value is None:
         return "-"
     if fmt == "{:d}":
@@ -100,7 +101,7 @@ def _cell(value, fmt):
     return fmt.format(value)
 
 
-def table(rows):
+def table(rows: Iterable[Mapping[str, Any]]) -> str:
     """The Markdown table of a run's rows."""
     lines = ["| " + " | ".join(c[1] for c in COLUMNS) + " |",
              "|" + "|".join(" ---: " for _c in COLUMNS) + "|"]
@@ -109,7 +110,7 @@ def table(rows):
     return "\n".join(lines)
 
 
-def markdown(meta, rows, png_name=None):
+def markdown(meta: Mapping[str, Any], rows: Iterable[Mapping[str, Any]], png_name: Optional[str] = None) -> str:
     """The whole report of a run: heading, what ran where, the table, the plot."""
     title = meta.get("name") or "benchmark"
     lines = ["# Benchmark %s" % title, ""]
@@ -130,13 +131,14 @@ def markdown(meta, rows, png_name=None):
     return "\n".join(lines) + "\n"
 
 
-def _ratio(before, after):
+def _ratio(before: Optional[float], after: Optional[float]) -> Optional[float]:
     if before in (None, 0) or after is None:
         return None
     return after / before
 
 
-def compare(before_rows, after_rows, before_name="before", after_name="after"):
+def compare(before_rows: Iterable[Mapping[str, Any]], after_rows: Sequence[Mapping[str, Any]],
+            before_name: str = "before", after_name: str = "after") -> str:
     """A Markdown table comparing two runs point by point (same concurrency): before -> after and after/before."""
     by_c = {r["concurrency"]: r for r in before_rows}
     fmts = {c[0]: c[3] for c in COLUMNS}
@@ -166,7 +168,8 @@ def compare(before_rows, after_rows, before_name="before", after_name="after"):
     return "\n".join(lines) + "\n"
 
 
-def ratios(before_rows, after_rows):
+def ratios(before_rows: Iterable[Mapping[str, Any]],
+           after_rows: Iterable[Mapping[str, Any]]) -> dict[int, dict[str, Optional[float]]]:
     """{concurrency: {metric: after / before}} for the points both runs measured."""
     by_c = {r["concurrency"]: r for r in before_rows}
     return {row["concurrency"]: {key: _ratio(by_c[row["concurrency"]][key], row[key]) for key, _h in COMPARED}
@@ -197,21 +200,21 @@ _COLORS = ((31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40))
 class Canvas(object):
     """An RGB image with the few drawing operations a line plot needs."""
 
-    def __init__(self, width, height, background=(255, 255, 255)):
+    def __init__(self, width: int, height: int, background: tuple[int, int, int] = (255, 255, 255)) -> None:
         self.width, self.height = width, height
         self.pixels = bytearray(bytes(background) * (width * height))
 
-    def dot(self, x, y, color):
+    def dot(self, x: int, y: int, color: tuple[int, int, int]) -> None:
         if 0 <= x < self.width and 0 <= y < self.height:
             i = 3 * (y * self.width + x)
             self.pixels[i:i + 3] = bytes(color)
 
-    def rect(self, x0, y0, x1, y1, color):
+    def rect(self, x0: int, y0: int, x1: int, y1: int, color: tuple[int, int, int]) -> None:
         for y in range(max(y0, 0), min(y1, self.height - 1) + 1):
             for x in range(max(x0, 0), min(x1, self.width - 1) + 1):
                 self.dot(x, y, color)
 
-    def line(self, x0, y0, x1, y1, color, width=1):
+    def line(self, x0: int, y0: int, x1: int, y1: int, color: tuple[int, int, int], width: int = 1) -> None:
         """Bresenham's line, `width` pixels thick."""
         dx, dy = abs(x1 - x0), -abs(y1 - y0)
         sx, sy = (1 if x0 < x1 else -1), (1 if y0 < y1 else -1)
@@ -228,7 +231,7 @@ class Canvas(object):
                 err += dx
                 y0 += sy
 
-    def text(self, x, y, text, color=(0, 0, 0), scale=1):
+    def text(self, x: int, y: int, text: Any, color: tuple[int, int, int] = (0, 0, 0), scale: int = 1) -> int:
         """Draws text with its top left corner at (x, y); returns the width drawn."""
         for n, char in enumerate(str(text).upper()):
             glyph = _FONT.get(char, _FONT["?"])
@@ -240,12 +243,12 @@ class Canvas(object):
                         self.rect(left, top, left + scale - 1, top + scale - 1, color)
         return text_width(text, scale)
 
-    def png(self):
+    def png(self) -> bytes:
         """The image as PNG bytes (8-bit RGB, no filtering)."""
         raw = b"".join(b"\x00" + bytes(self.pixels[3 * y * self.width:3 * (y + 1) * self.width])
                        for y in range(self.height))
 
-        def chunk(kind, data):
+        def chunk(kind: bytes, data: bytes) -> bytes:
             return (struct.pack(">I", len(data)) + kind + data
                     + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
 
@@ -254,11 +257,11 @@ class Canvas(object):
                 + chunk(b"IEND", b""))
 
 
-def text_width(text, scale=1):
+def text_width(text: Any, scale: int = 1) -> int:
     return len(str(text)) * 6 * scale
 
 
-def _nice_top(value):
+def _nice_top(value: Optional[float]) -> float:
     """The smallest of 1, 2, 2.5, 5 x 10^k at or above value (the top of a y axis)."""
     if not value or value <= 0:
         return 1.0
@@ -269,13 +272,14 @@ def _nice_top(value):
     return 10 * base
 
 
-def _tick_label(value):
+def _tick_label(value: float) -> str:
     if value >= 1000:
         return "%gk" % round(value / 1000.0, 2)
     return "%g" % round(value, 2)
 
 
-def panel(canvas, box, title, xs, series):
+def panel(canvas: Canvas, box: tuple[int, int, int, int], title: str, xs: Sequence[str],
+          series: Sequence[tuple[str, Sequence[Optional[float]]]]) -> None:
     """One line chart in box (x, y, w, h): categorical x (the concurrencies), series [(label, [y or None])]."""
     x0, y0, w, h = box
     canvas.text(x0 + (w - text_width(title, 2)) // 2, y0, title, scale=2)
@@ -307,11 +311,11 @@ def panel(canvas, box, title, xs, series):
         canvas.text(left + 22, top + 5 + 12 * n, label)
 
 
-def plot(rows, title=""):
+def plot(rows: Sequence[Mapping[str, Any]], title: str = "") -> bytes:
     """PNG bytes: output throughput, time to first token and inter-token latency against concurrency."""
     xs = [str(r["concurrency"]) for r in rows]
 
-    def col(key):
+    def col(key: str) -> list[Optional[float]]:
         return [r[key] for r in rows]
 
     canvas = Canvas(1260, 390)
@@ -325,7 +329,8 @@ def plot(rows, title=""):
     return canvas.png()
 
 
-def write_report(run_dir, markdown_name="report.md", png_name="report.png", check_mode=False):
+def write_report(run_dir: str, markdown_name: str = "report.md", png_name: str = "report.png",
+                 check_mode: bool = False) -> dict[str, Any]:
     """Writes report.md and report.png into run_dir (not in check mode); returns what it wrote and the rows."""
     meta, rows = load_run(run_dir)
     text = markdown(meta, rows, png_name)

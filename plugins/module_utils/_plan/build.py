@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import re
+from typing import Any, Container, Iterable, Mapping, Optional
 
 from ansible_collections.inference.deepseek_v4.plugins.module_utils._plan import profiles as P
 from ansible_collections.inference.deepseek_v4.plugins.module_utils._plan import render, rules, settings
@@ -29,19 +30,19 @@ ENGINE_FIX = ("remove it from {{variable}}; to change a managed flag set {overri
 class PlanError(Exception):
     """Raised with every problem found; nothing is planned while one remains."""
 
-    def __init__(self, problems, warnings=None):
+    def __init__(self, problems: Iterable[Problem], warnings: Optional[Iterable[str]] = None) -> None:
         self.problems = list(problems)
         self.warnings = list(warnings or [])
         super(PlanError, self).__init__(self.summary())
 
-    def summary(self):
+    def summary(self) -> str:
         return summary(self.problems)
 
 
 class Build(object):
     """What the rules see: resolved settings, the rows of the tables they chose, hosts, services, warnings."""
 
-    def __init__(self, s, api_key=False):
+    def __init__(self, s: dict[str, Any], api_key: bool = False) -> None:
         self.s = s
         # Whether deepseek_v4_api_key is set (never the key): which services require it is the build's to say.
         self.api_key = bool(api_key)
@@ -67,15 +68,15 @@ class Build(object):
             ("moe_backend", self.moe_backend is not None)) if on}
 
     @property
-    def engines(self):
+    def engines(self) -> list[dict[str, Any]]:
         return [x for x in self.services if x["kind"] == "engine"]
 
-    def group(self, role):
+    def group(self, role: str) -> str:
         return self.s["%s_group" % role]
 
 
 # ------------------------------------------------------------------------------------------------ hosts
-def _gpu_list(value, variable, host, problems):
+def _gpu_list(value: Any, variable: str, host: str, problems: list[Problem]) -> Optional[list[int]]:
     if value is None:
         return None
     if isinstance(value, str):
@@ -96,7 +97,7 @@ def _gpu_list(value, variable, host, problems):
     return out
 
 
-def _host(h, b, problems):
+def _host(h: dict[str, Any], b: Build, problems: list[Problem]) -> dict[str, Any]:
     name = str(h.get("name"))
     for key in sorted(set(h) - set(P.HOST_SETTINGS) - {"name", "groups"}):
         problems.append(settings.host_scoped(key, h[key], name) if key in P.SETTINGS
@@ -119,11 +120,11 @@ def _host(h, b, problems):
                 h["engine_bind_address"]).strip()}
 
 
-def _members(b, role):
+def _members(b: Build, role: str) -> list[dict[str, Any]]:
     return [h for h in b.hosts.values() if b.group(role) in h["groups"]]
 
 
-def _require_groups(b, problems):
+def _require_groups(b: Build, problems: list[Problem]) -> None:
     """Every group the topology reads has its hosts; the engines cannot be built otherwise."""
     needs = [(rdef["group"], "at least one") for rdef in b.topology["roles"].values()]
     if b.topology["router"]:
@@ -140,7 +141,7 @@ def _require_groups(b, problems):
         raise PlanError(problems + found)
 
 
-def _require_hosts(b):
+def _require_hosts(b: Build) -> list[Problem]:
     """Each engine group of a topology whose engine spans nodes has the nodes it needs."""
     need = b.topology["min_hosts"]
     found = []
@@ -159,7 +160,7 @@ def _require_hosts(b):
 
 
 # ------------------------------------------------------------------------------------------------ engines
-def _engine_slots(b, problems):
+def _engine_slots(b: Build, problems: list[Problem]) -> list[tuple[str, dict[str, Any], int, list[int], str]]:
     """(role, host, index, gpus, gpus variable) of every engine, in role order, with default GPU sets."""
     slots = []
     replicas = b.s["replicas_per_host"]
@@ -188,7 +189,8 @@ def _engine_slots(b, problems):
     return slots
 
 
-def _pools(b, slots):
+def _pools(b: Build,
+           slots: list[tuple[str, dict[str, Any], int, list[int], str]]) -> dict[tuple[str, str, int], dict[str, Any]]:
     """Per role of a multi-node topology: DP size, start rank and address of each engine's pool."""
     pools = {}
     if not b.topology["multi_node"]:
@@ -205,7 +207,8 @@ def _pools(b, slots):
     return pools
 
 
-def _values(b, role, h, gpus, gvar, pool, ports):
+def _values(b: Build, role: str, h: dict[str, Any], gpus: list[int], gvar: str, pool: Optional[dict[str, Any]],
+            ports: dict[str, int]) -> dict[str, tuple[Any, Optional[str]]]:
     """The placeholders of an engine's flag and environment lines: (value, setting that produced it)."""
     s = b.s
     port_var = var(b.topology["roles"][role]["port"])
@@ -242,7 +245,8 @@ def _values(b, role, h, gpus, gvar, pool, ports):
     return values
 
 
-def _env(b, rdef, h, gpus, values, problems):
+def _env(b: Build, rdef: dict[str, Any], h: dict[str, Any], gpus: Optional[list[int]],
+         values: dict[str, tuple[Any, Optional[str]]], problems: list[Problem]) -> dict[str, str]:
     env = list(P.ENV[b.topology["env"]])
     env += _env_lines(P.ENV_BEFORE_USER, b.features, values)
     for variable in rdef["env"]:
@@ -260,7 +264,8 @@ def _env(b, rdef, h, gpus, values, problems):
     return dict(env)
 
 
-def _env_lines(env_lines, features, values):
+def _env_lines(env_lines: Iterable[tuple[str, Any, Optional[str]]], features: Container[str],
+               values: dict[str, tuple[Any, Optional[str]]]) -> list[tuple[str, str]]:
     out = []
     for key, template, when in env_lines:
         if when is None or when in features:
@@ -270,7 +275,8 @@ def _env_lines(env_lines, features, values):
     return out
 
 
-def _engine_ports(b, role, rdef, h, i, gpus, pool):
+def _engine_ports(b: Build, role: str, rdef: dict[str, Any], h: dict[str, Any], i: int, gpus: list[int],
+                  pool: Optional[dict[str, Any]]) -> tuple[dict[str, int], dict[str, str], dict[str, list[int]]]:
     ports = {"api": b.s[rdef["port"]] + (i if rdef.get("replicated") else 0)}
     variables = {"api": var(rdef["port"])}
     for kind, setting in (b.connector or {}).get("ports", {}).items():
@@ -288,7 +294,9 @@ def _engine_ports(b, role, rdef, h, i, gpus, pool):
     return ports, variables, ranges
 
 
-def _engine(b, slot, pools, router_host, problems):
+def _engine(b: Build, slot: tuple[str, dict[str, Any], int, list[int], str],
+            pools: dict[tuple[str, str, int], dict[str, Any]], router_host: Optional[dict[str, Any]],
+            problems: list[Problem]) -> dict[str, Any]:
     role, h, i, gpus, gvar = slot
     rdef = b.topology["roles"][role]
     pool = pools.get((role, h["name"], i))
@@ -328,14 +336,14 @@ def _engine(b, slot, pools, router_host, problems):
     return svc
 
 
-def _load_strategy(b):
+def _load_strategy(b: Build) -> Optional[str]:
     """--safetensors-load-strategy: the setting, else the recipe profile's; None for vLLM's own."""
     chosen = b.s["engine_load_strategy"]
     chosen = b.recipe.get("load_strategy") if chosen is None else chosen
     return None if chosen in (None, "default") else chosen
 
 
-def _engine_cache(b):
+def _engine_cache(b: Build) -> Optional[dict[str, Any]]:
     """Where the engine's kernel and compile caches live on its host, or None (plan_engine_cache_dir: off)."""
     root = b.s["engine_cache_dir"]
     if root == "off":
@@ -348,17 +356,17 @@ def _engine_cache(b):
             "env": {name: "%s/%s" % (mount, sub) for name, sub in P.ENGINE_CACHE_ENV.items()}}
 
 
-def _version(text):
+def _version(text: Any) -> tuple[int, ...]:
     return tuple(int(part) for part in re.findall(r"\d+", str(text or ""))[:3])
 
 
-def _has_flag(b, flag):
+def _has_flag(b: Build, flag: str) -> bool:
     """Whether the profile's vLLM has FLAG (profiles.ENGINE_FLAGS_SINCE; an unknown version is taken as new)."""
     since = P.ENGINE_FLAGS_SINCE.get(flag)
     return not since or not b.s["vllm_version"] or _version(b.s["vllm_version"]) >= _version(since)
 
 
-def _stop_timeout(flags):
+def _stop_timeout(flags: Flags) -> Optional[int]:
     """Seconds Docker waits for a stopping engine: its own --shutdown-timeout and a margin; None (Docker's 10 s)
     where it aborts what it serves."""
     try:
@@ -368,7 +376,7 @@ def _stop_timeout(flags):
     return drain + P.ENGINE_STOP_MARGIN if drain > 0 else None
 
 
-def _engine_weights(b, svc, h, problems):
+def _engine_weights(b: Build, svc: dict[str, Any], h: dict[str, Any], problems: list[Problem]) -> None:
     """What the engine serves: the repository, the revision the plan pins (null: the default branch) and whether it
     runs offline (HF_HUB_OFFLINE=1 in its env). vllm_engine adds ``revision_flag`` with the commit hf_cache verified
     (profiles.HARDENING_RUN_TIME); a user's flag cannot name another revision."""
@@ -382,13 +390,13 @@ def _engine_weights(b, svc, h, problems):
                       "revision_flag": P.REVISION_FLAG, "offline": b.s["hf_offline"]}
 
 
-def _add_before(flags, key, entry):
+def _add_before(flags: Flags, key: str, entry: Iterable[Any]) -> None:
     """Add a flag entry before the flag ``key`` (where a person looks for it), or at the end."""
     at = flags.index(key)
     flags.entries.insert(at if at >= 0 else len(flags.entries), list(entry))
 
 
-def _bind_address(b, h, remote):
+def _bind_address(b: Build, h: dict[str, Any], remote: bool) -> str:
     """Where the engine listens: the host's own setting, else loopback unless another host reaches it (a router
     elsewhere, or a topology whose every node serves clients: row ``bind`` address)."""
     if h["engine_bind_address"] is not None:
@@ -396,14 +404,14 @@ def _bind_address(b, h, remote):
     return h["address"] if remote or b.topology["bind"] == "address" else P.LOOPBACK
 
 
-def _url_host(bind, fallback):
+def _url_host(bind: str, fallback: str) -> str:
     """The host part of a URL that reaches a service listening on ``bind`` (every interface or loopback: the
     fallback; an IPv6 literal in brackets)."""
     host = fallback if bind in P.ALL_INTERFACES or (bind == P.LOOPBACK and fallback == "localhost") else bind
     return "[%s]" % host if ":" in host and not host.startswith("[") else host
 
 
-def _engine_api_key(b, svc, router_host):
+def _engine_api_key(b: Build, svc: dict[str, Any], router_host: Optional[dict[str, Any]]) -> None:
     """With deepseek_v4_api_key set, an engine requires it (VLLM_API_KEY, filled by vllm_engine; the plan carries its
     name only), unless a router that cannot send it fronts the engine (ROUTER_FORWARDS_API_KEY)."""
     fronted = router_host is not None and b.s["router_version"] not in P.ROUTER_FORWARDS_API_KEY
@@ -411,7 +419,8 @@ def _engine_api_key(b, svc, router_host):
     svc["secret_env"] = {P.API_KEY_ENV: P.API_KEY_VARIABLE} if svc["api_key"] else {}
 
 
-def container(b, published, privileged=None, volumes=True):
+def container(b: Build, published: Iterable[int], privileged: Optional[bool] = None,
+              volumes: bool = True) -> dict[str, Any]:
     s = b.s
     vols = ["%s:/root/.cache/huggingface" % s["hf_cache_dir"]] if volumes else []
     if volumes and b.topology["shared"] and s["shared_dir"]:
@@ -432,25 +441,26 @@ def container(b, published, privileged=None, volumes=True):
     return spec
 
 
-def _uses_rdma(b):
+def _uses_rdma(b: Build) -> bool:
     rdma = (b.connector or {}).get("rdma")
     return bool(rdma is True or (rdma and rdma in b.features) or b.topology["multi_node"])
 
 
-def service(host, name, kind, role, image, argv, env, gpus, ports, container_spec, url, health_url, order,
-            entrypoint=None):
+def service(host: str, name: str, kind: str, role: str, image: Optional[str], argv: list[str], env: dict[str, str],
+            gpus: Optional[Iterable[int]], ports: dict[str, int], container_spec: Optional[dict[str, Any]], url: str,
+            health_url: str, order: int, entrypoint: Optional[list[str]] = None) -> dict[str, Any]:
     return {"host": host, "name": name, "kind": kind, "role": role, "image": image, "entrypoint": entrypoint,
             "argv": argv, "env": env, "gpus": list(gpus or []), "ports": ports, "container": container_spec,
             "url": url, "health_url": health_url, "start_order": order, "after": [], "restart_with": [],
             "port_ranges": {}, "bind_address": P.LOOPBACK, "api_key": False, "secret_env": {}, "secret_args": {}}
 
 
-def ref(svc):
+def ref(svc: dict[str, Any]) -> str:
     return "%s/%s" % (svc["host"], svc["name"])
 
 
 # ------------------------------------------------------------------------------------------------ router, LMCache
-def _router(b, router_host, problems):
+def _router(b: Build, router_host: dict[str, Any], problems: list[Problem]) -> dict[str, Any]:
     s = b.s
     engines = b.engines
     flags = Flags([("--policy", s["router_policy"], var("router_policy")), ("--vllm-pd-disaggregation", None, None)])
@@ -501,7 +511,7 @@ def _router(b, router_host, problems):
     return svc
 
 
-def _standby(svc, argv, local, s):
+def _standby(svc: dict[str, Any], argv: list[str], local: str, s: dict[str, Any]) -> dict[str, Any]:
     """The standby router: the router's argv on the standby ports. playbooks/upgrade.yml starts it, and the endpoint
     front passes new requests to it, while the router restarts (the router reads its workers only at startup, so it
     restarts after each batch); it stops once the router serves again and its streams are over."""
@@ -512,7 +522,7 @@ def _standby(svc, argv, local, s):
     return {"name": "%s-standby" % svc["name"], "argv": out, "url": url, "health_url": url + "/readiness"}
 
 
-def _failure_policy(b, problems):
+def _failure_policy(b: Build, problems: list[Problem]) -> dict[str, Any]:
     """What the endpoint front does while the router or one side of the pair fails (plan_endpoint_failure_policy):
     {policy, fallbacks, tries}, the fallbacks being the engines that serve whole requests alone (decode first: it
     has the KV capacity for long answers), tries the front's tries through the router (retry: plan_endpoint_retry_tries;
@@ -532,13 +542,13 @@ def _failure_policy(b, problems):
     return {"policy": policy, "fallbacks": fallbacks, "tries": tries}
 
 
-def _direct_url(engine):
+def _direct_url(engine: dict[str, Any]) -> str:
     """The engine's API as an address, not a name (``localhost`` may resolve to ::1 where the engine binds IPv4)."""
     address = engine["bind_address"] if engine["bind_address"] not in ("0.0.0.0", "::") else P.LOOPBACK
     return "http://%s:%d" % ("[%s]" % address if ":" in address else address, engine["ports"]["api"])
 
 
-def _router_workers(argv, engines):
+def _router_workers(argv: list[str], engines: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], tuple[int, int]]:
     """Each engine the router lists, with its health URL and its own tokens of the router's argv (--prefill URL
     [BOOTSTRAP_PORT], --decode URL), and the slice of argv the workers' tokens fill ([first, end)): the vllm_router
     role leaves out the workers that do not answer (filter router_argv), so that a host lost during a rollout does not
@@ -554,12 +564,12 @@ def _router_workers(argv, engines):
     return workers, (first, end)
 
 
-def _around(argv, span):
+def _around(argv: list[str], span: tuple[int, int]) -> dict[str, list[str]]:
     """The router's argv before and after its workers' tokens: argv_head + every worker's argv + argv_tail is argv."""
     return {"argv_head": argv[:span[0]], "argv_tail": argv[span[1]:]}
 
 
-def _lmcache(b, engine, problems):
+def _lmcache(b: Build, engine: dict[str, Any], problems: list[Problem]) -> dict[str, Any]:
     s = b.s
     i = engine["_index"]
     zmq, http = s["lmcache_port"] + i * 10, s["lmcache_http_port"] + i
@@ -585,7 +595,8 @@ def _lmcache(b, engine, problems):
 
 
 # ------------------------------------------------------------------------------------------------ the plan
-def build_plan(user_settings, hosts, api_key=False):
+def build_plan(user_settings: Optional[Mapping[str, Any]], hosts: Optional[Iterable[dict[str, Any]]],
+               api_key: bool = False) -> dict[str, Any]:
     """The plan of docs/plan-format.md; raises PlanError with every problem found. ``api_key``: whether
     deepseek_v4_api_key is set (the key itself never reaches the plan)."""
     s, problems = settings.merge(user_settings)
@@ -616,7 +627,7 @@ def build_plan(user_settings, hosts, api_key=False):
     return render.plan(b)
 
 
-def topology_groups(user_settings):
+def topology_groups(user_settings: Optional[Mapping[str, Any]]) -> list[tuple[str, str]]:
     """(role, inventory group) of every group the chosen topology reads; every group for an unknown topology."""
     user = user_settings or {}
     tdef = P.TOPOLOGIES.get(user.get("topology") or P.SETTINGS["topology"]["default"])

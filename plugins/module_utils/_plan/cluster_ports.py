@@ -7,19 +7,24 @@ role cluster_firewall renders its nftables table from it (roles/cluster_firewall
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any, Optional
+
 from ansible_collections.inference.deepseek_v4.plugins.module_utils._plan import profiles as P
+
+if TYPE_CHECKING:
+    from ansible_collections.inference.deepseek_v4.plugins.module_utils._plan.build import Build
 
 # Kinds of service whose ports are limited: the engines and their LMCache servers. The router is the endpoint
 # clients reach (on loopback unless plan_router_host says otherwise; the endpoint proxy exposes it).
 LIMITED_KINDS = ("engine", "lmcache")
 
 
-def _entry(service, name, first, last, variable, source):
+def _entry(service: str, name: str, first: int, last: int, variable: Optional[str], source: str) -> dict[str, Any]:
     return {"service": service, "name": name, "first": int(first), "last": int(last), "variable": variable,
             "api": name == "api", "source": source}
 
 
-def _host_entries(b, name, host, services):
+def _host_entries(b: Build, name: str, host: dict[str, Any], services: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Every limited port of one host: its engines' and LMCache servers' own ports (hosts[host].ports), then, where a
     data-parallel pool spans hosts, the pool's RPC port where the recipe does not write one (vLLM's default) and the
     range its collectives bind."""
@@ -36,7 +41,7 @@ def _host_entries(b, name, host, services):
     return out
 
 
-def section(b, hosts, services):
+def section(b: Build, hosts: dict[str, dict[str, Any]], services: list[dict[str, Any]]) -> dict[str, Any]:
     """``cluster_ports`` of the plan document (docs/plan-format.md)."""
     limited = {name: _host_entries(b, name, host, services) for name, host in hosts.items()}
     return {"enabled": bool(b.topology["multi_node"]),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+from typing import Any, Container, Iterable, Optional
 
 from ansible_collections.inference.deepseek_v4.plugins.module_utils._problem import Problem
 
@@ -16,7 +17,7 @@ SHORT_FLAGS = {"-tp": "tensor-parallel-size", "-dp": "data-parallel-size", "-pp"
                "-dpp": "data-parallel-rpc-port", "-dpr": "data-parallel-start-rank", "-ep": "enable-expert-parallel"}
 
 
-def flag_key(flag):
+def flag_key(flag: str) -> str:
     """Normalised identity of a flag: dashes for underscores, no ``no-`` prefix, long form."""
     name = flag.split("=", 1)[0]
     if name in SHORT_FLAGS:
@@ -27,7 +28,7 @@ def flag_key(flag):
     return name
 
 
-def option_name(flag):
+def option_name(flag: str) -> str:
     """The option string vLLM's parser knows a flag by: dashes for underscores in a long flag, the part before ``=``
     and before a ``.`` (``--attention_config.use_fp4_indexer_cache=True`` sets a key of ``--attention-config``);
     a short flag (``-tp``) as it is."""
@@ -37,12 +38,12 @@ def option_name(flag):
     return "--" + name[2:].split(".", 1)[0].replace("_", "-")
 
 
-def release(text):
+def release(text: Any) -> tuple[int, ...]:
     """A release version as a comparable tuple: ``0.20.1`` -> (0, 20, 1); () for none."""
     return tuple(int(part) for part in re.findall(r"\d+", str(text or ""))[:3])
 
 
-def compact_json(obj, separators=(",", ":")):
+def compact_json(obj: Any, separators: tuple[str, str] = (",", ":")) -> str:
     return json.dumps(obj, separators=separators)
 
 
@@ -50,23 +51,23 @@ class Flags(object):
     """Ordered (flag, value, origin) entries; value None is a bare flag, origin the setting that produced it
     (None: the recipe or topology). Rendered exactly in insertion order."""
 
-    def __init__(self, entries=()):
+    def __init__(self, entries: Iterable[Iterable[Any]] = ()) -> None:
         self.entries = [list(e) for e in entries]
 
-    def add(self, flag, value=None, origin=None):
+    def add(self, flag: str, value: Any = None, origin: Optional[str] = None) -> Flags:
         self.entries.append([flag, value, origin])
         return self
 
-    def index(self, key):
+    def index(self, key: str) -> int:
         for i, entry in enumerate(self.entries):
             if flag_key(entry[0]) == key:
                 return i
         return -1
 
-    def has(self, key):
+    def has(self, key: str) -> bool:
         return self.index(key) >= 0
 
-    def get(self, key, default=None):
+    def get(self, key: str, default: Any = None) -> Any:
         i = self.index(key)
         if i < 0:
             return default
@@ -75,15 +76,15 @@ class Flags(object):
             return flag.split("=", 1)[1]
         return value
 
-    def flag(self, key):
+    def flag(self, key: str) -> Optional[str]:
         i = self.index(key)
         return self.entries[i][0] if i >= 0 else None
 
-    def origin(self, key, default=None):
+    def origin(self, key: str, default: Optional[str] = None) -> Optional[str]:
         i = self.index(key)
         return (self.entries[i][2] or default) if i >= 0 else default
 
-    def set(self, flag, value, origin=None):
+    def set(self, flag: str, value: Any, origin: Optional[str] = None) -> None:
         """Replace a flag in place (keeping its position), or append it."""
         i = self.index(flag_key(flag))
         if i >= 0:
@@ -91,10 +92,10 @@ class Flags(object):
         else:
             self.entries.append([flag, value, origin])
 
-    def remove(self, key):
+    def remove(self, key: str) -> None:
         self.entries = [e for e in self.entries if flag_key(e[0]) != key]
 
-    def argv(self):
+    def argv(self) -> list[str]:
         out = []
         for flag, value, _origin in self.entries:
             out.append(str(flag))
@@ -105,7 +106,8 @@ class Flags(object):
         return out
 
 
-def parse_args(tokens, variable, host, problems, positional_ok=False):
+def parse_args(tokens: Any, variable: str, host: Optional[str], problems: list[Problem],
+               positional_ok: bool = False) -> list[list[Optional[str]]]:
     """A user's list of command-line tokens as [flag, value] pairs; problems are appended, not raised."""
     if tokens is None:
         return []
@@ -136,13 +138,13 @@ def parse_args(tokens, variable, host, problems, positional_ok=False):
     return pairs
 
 
-def _override_value(value):
+def _override_value(value: Any) -> str:
     if isinstance(value, (dict, list)):
         return compact_json(value)
     return str(value)
 
 
-def apply_overrides(flags, overrides, variable, host, problems):
+def apply_overrides(flags: Flags, overrides: Any, variable: str, host: Optional[str], problems: list[Problem]) -> None:
     """Change managed flags' values: a value sets it, true makes it a bare flag, false or null removes it."""
     if not overrides:
         return
@@ -161,7 +163,9 @@ def apply_overrides(flags, overrides, variable, host, problems):
             flags.set(flag, None if value is True else _override_value(value), variable)
 
 
-def merge(flags, extras, overrides, host, problems, fix, repeatable=(), what="flag"):
+def merge(flags: Flags, extras: Iterable[tuple[str, Any]], overrides: Optional[Iterable[tuple[str, Any]]],
+          host: Optional[str], problems: list[Problem], fix: str, repeatable: Container[str] = (),
+          what: str = "flag") -> Flags:
     """The one merge of user flags into managed ones, for engines, router and LMCache.
 
     ``extras``: [(variable, tokens)] appended in order; a flag the plan already manages is refused with ``fix``
@@ -184,7 +188,7 @@ def merge(flags, extras, overrides, host, problems, fix, repeatable=(), what="fl
     return flags
 
 
-def parse_len(value):
+def parse_len(value: Any) -> Optional[int]:
     """vLLM's human-readable integers: 1k = 1000, 1K = 1024, 1m = 10**6, 1M = 2**20; None for 'auto'."""
     text = str(value).strip()
     if text.lower() in ("auto", "-1"):
@@ -197,9 +201,9 @@ def parse_len(value):
     return int(num * scale)
 
 
-def parallel_sizes(flags):
+def parallel_sizes(flags: Flags) -> tuple[int, int, int]:
     """(tensor-parallel, data-parallel, data-parallel local) of an engine's flags."""
-    def num(key, default):
+    def num(key: str, default: int) -> int:
         try:
             return int(flags.get(key, default))
         except (TypeError, ValueError):

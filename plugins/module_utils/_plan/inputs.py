@@ -17,6 +17,7 @@ import ipaddress
 import json
 import posixpath
 import re
+from typing import Any, Callable, Iterable, Iterator, Mapping, Optional, Sequence
 
 from ansible_collections.inference.deepseek_v4.plugins.module_utils._plan import profiles as P
 from ansible_collections.inference.deepseek_v4.plugins.module_utils._plan.flags import flag_key, parse_len
@@ -28,18 +29,18 @@ CONTROL = re.compile(u"[\x00-\x1f\x7f\x85\u2028\u2029]")
 _CONTROL_NAMES = {"\n": "a newline", "\r": "a carriage return", "\t": "a tab", "\x00": "a NUL byte"}
 
 
-def _var(name):
+def _var(name: str) -> str:
     return PREFIX + name
 
 
-def _where(location):
+def _where(location: tuple[Any, ...]) -> str:
     if not location:
         return ""
     parts = ["item %d" % p if isinstance(p, int) else json.dumps(str(p)) for p in location]
     return " (in %s)" % " > ".join(parts)
 
 
-def strings(value, location=()):
+def strings(value: Any, location: tuple[Any, ...] = ()) -> Iterator[tuple[tuple[Any, ...], str]]:
     """(location, text) of every string in a value: nested lists and mappings walked, mapping keys included."""
     if isinstance(value, dict):
         for key, item in value.items():
@@ -52,7 +53,7 @@ def strings(value, location=()):
         yield location, value
 
 
-def control_problem(variable, value, host=None):
+def control_problem(variable: str, value: Any, host: Optional[str] = None) -> Optional[Problem]:
     """The problem of the first control character in a value (None when there is none)."""
     for location, text in strings(value):
         match = CONTROL.search(text)
@@ -77,7 +78,7 @@ _PATH_CHAR = re.compile(r"[A-Za-z0-9._@+/-]")
 _PATH_FIX = "use a directory of its own, e.g. /var/lib/deepseek-v4/hf-cache or /mnt/shared."
 
 
-def _path_chars_problem(variable, text, body):
+def _path_chars_problem(variable: str, text: str, body: str) -> Optional[Problem]:
     bad = sorted(set(_PATH_CHAR.sub("", body)))
     if not bad:
         return None
@@ -91,7 +92,7 @@ def _path_chars_problem(variable, text, body):
                    "choose a directory whose path has only letters, digits and . _ - @ + /.")
 
 
-def path_problem(variable, value, empty_ok=False):
+def path_problem(variable: str, value: Any, empty_ok: bool = False) -> Optional[Problem]:
     """The problem of a host directory mounted into the engines (None when it is fine)."""
     text = "" if value is None else str(value)
     if text == "":
@@ -140,7 +141,7 @@ _SERVED_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/:+-]{0,255}$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
-def revision_problem(variable, value):
+def revision_problem(variable: str, value: Any) -> Optional[Problem]:
     text = str(value)
     if text and not _REF_BAD.search(text) and len(text) <= 255:
         return None
@@ -150,7 +151,7 @@ def revision_problem(variable, value):
                    "set null for the default branch.")
 
 
-def model_problem(variable, value):
+def model_problem(variable: str, value: Any) -> Optional[Problem]:
     text = str(value)
     if _REPO_ID.fullmatch(text) and "--" not in text and ".." not in text:
         return None
@@ -159,7 +160,7 @@ def model_problem(variable, value):
                    "deepseek-ai/DeepSeek-V4-Flash, or set null for the recipe's.")
 
 
-def image_problem(variable, value):
+def image_problem(variable: str, value: Any) -> Optional[Problem]:
     text = str(value)
     if _IMAGE.fullmatch(text) and len(text.split("@", 1)[0]) <= 255 + 128:
         return None
@@ -168,7 +169,7 @@ def image_problem(variable, value):
                    "write it as `docker pull` takes it, e.g. vllm/vllm-openai:deepseekv4-cu130.")
 
 
-def ifnames_problem(variable, value):
+def ifnames_problem(variable: str, value: Any) -> Optional[Problem]:
     names = str(value).split(",")
     bad = [n for n in names if not _IFNAME.fullmatch(n) or n in (".", "..")]
     if not bad:
@@ -179,7 +180,7 @@ def ifnames_problem(variable, value):
                    "name the interface as `ip -br link` shows it, e.g. eth0 or ens1f0np0.")
 
 
-def address_problem(variable, value, host=None):
+def address_problem(variable: str, value: Any, host: Optional[str] = None) -> Optional[Problem]:
     """The problem of an address a service binds or is reached on: an IP literal or a host name."""
     text = str(value)
     literal = text[1:-1] if text.startswith("[") and text.endswith("]") else text
@@ -195,8 +196,8 @@ def address_problem(variable, value, host=None):
                    "(no scheme, port or path).", host)
 
 
-def _pattern_check(pattern, message, fix):
-    def check(variable, value):
+def _pattern_check(pattern: re.Pattern[str], message: str, fix: str) -> Callable[[str, Any], Optional[Problem]]:
+    def check(variable: str, value: Any) -> Optional[Problem]:
         if pattern.fullmatch(str(value)):
             return None
         return Problem(variable, value, message, fix)
@@ -225,7 +226,7 @@ CONTAINER_HF_CACHE = "/root/.cache/huggingface"
 
 
 # ------------------------------------------------------------------------------------------------ flags and env
-def _flag_values(tokens):
+def _flag_values(tokens: Iterable[Any]) -> Iterator[tuple[str, Optional[str]]]:
     """(flag key, value or None) of each flag of a token list (--flag value or --flag=value)."""
     tokens = [str(t) for t in tokens]
     for i, token in enumerate(tokens):
@@ -237,7 +238,7 @@ def _flag_values(tokens):
                 yield flag_key(token), nxt
 
 
-def args_problems(variable, tokens):
+def args_problems(variable: str, tokens: Sequence[Any]) -> list[Problem]:
     """Extra flags: each one a string (not a mapping or a list), a served model name in its syntax."""
     nested = [t for t in tokens if isinstance(t, (dict, list, tuple)) or t is None]
     if nested:
@@ -251,7 +252,7 @@ def args_problems(variable, tokens):
     return []
 
 
-def env_problems(variable, mapping):
+def env_problems(variable: str, mapping: Mapping[Any, Any]) -> list[Problem]:
     """Extra environment: names a shell and Docker take, values that are scalars."""
     problems = []
     bad = sorted(str(k) for k in mapping if not _ENV_NAME.fullmatch(str(k)))
@@ -265,7 +266,7 @@ def env_problems(variable, mapping):
     return problems
 
 
-def _mounts_problem(s):
+def _mounts_problem(s: Mapping[str, Any]) -> Optional[Problem]:
     shared = str(s.get("shared_dir") or "")
     target = CONTAINER_HF_CACHE
     if shared and (shared == target or shared.startswith(target + "/") or target.startswith(shared + "/")):
@@ -275,7 +276,7 @@ def _mounts_problem(s):
     return None
 
 
-def _length_problem(s):
+def _length_problem(s: Mapping[str, Any]) -> Optional[Problem]:
     value = s.get("max_model_len")
     if value is None or "think_max" in (s.get("reasoning_modes") or []):
         return None  # rules.think_max_context reads it with Think Max on
@@ -287,7 +288,7 @@ def _length_problem(s):
                        "use a number such as 393216, 384K, or auto.")
 
 
-def check(user, s):
+def check(user: Optional[Mapping[str, Any]], s: Mapping[str, Any]) -> list[Problem]:
     """Problems of every value the user set (``user``: the plan_* mapping as given, ``s``: the settings resolved and
     typed): control characters anywhere, then each setting's own syntax."""
     problems = [p for p in (control_problem(_var(n), v) for n, v in sorted((user or {}).items(), key=lambda x: x[0])
@@ -302,7 +303,7 @@ def check(user, s):
     return problems
 
 
-def _syntax(name, variable, value):
+def _syntax(name: str, variable: str, value: Any) -> list[Problem]:
     if name in PATHS:
         found = path_problem(variable, value, empty_ok=PATHS[name])
         return [found] if found else []

@@ -14,13 +14,15 @@ leading ``!`` negates). A line ``("@name",)`` includes the fragment FRAGMENTS[na
 
 from __future__ import annotations
 
+from typing import Any, Optional, Union
+
 # ---------------------------------------------------------------------------------------------------- settings
 # Every setting of the plan: the role inference.deepseek_v4.plan exposes each as plan_<name>. Its defaults,
 # meta/argument_specs.yml and the sample inventory are generated from this table (scripts/gen-settings.py); a unit
 # test fails when they drift. ``default`` None: the recipe, topology or hardware profile decides.
 
 
-def _s(default, kind, description, **extra):
+def _s(default: Any, kind: str, description: str, **extra: Any) -> dict[str, Any]:
     row = {"default": default, "type": kind, "description": description}
     row.update(extra)
     return row
@@ -500,9 +502,11 @@ _SINGLE_ROLE = {"single": {"order": 20, "after": [], "port": "engine_port", "gpu
                            "env": ["extra_env"]}}
 
 
-def _topology(description, hardware, flags, env, connector=None, router=False, roles=None, gpus=4,
-              split_shared=False, published=False, privileged=True, shared=False, multi_node=False, lmcache=False,
-              defaults=None, min_hosts=1, one_host=None, bind="loopback"):
+def _topology(description: str, hardware: str, flags: str, env: str, connector: Optional[str] = None,
+              router: bool = False, roles: Optional[dict[str, dict[str, Any]]] = None, gpus: Union[int, str] = 4,
+              split_shared: bool = False, published: bool = False, privileged: bool = True, shared: bool = False,
+              multi_node: bool = False, lmcache: bool = False, defaults: Optional[dict[str, Any]] = None,
+              min_hosts: int = 1, one_host: Optional[str] = None, bind: str = "loopback") -> dict[str, Any]:
     return {"description": description, "hardware": hardware, "flags": flags, "env": env, "connector": connector,
             "router": router, "roles": roles or _SINGLE_ROLE, "gpus": gpus, "split_shared": split_shared,
             "published": published, "privileged": privileged, "shared": shared, "multi_node": multi_node,

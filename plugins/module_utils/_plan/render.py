@@ -10,29 +10,33 @@ import json
 import os
 import shlex
 import tempfile
+from typing import TYPE_CHECKING, Any, Iterable, Optional
 
 from ansible_collections.inference.deepseek_v4.plugins.module_utils._plan import cluster_ports
 from ansible_collections.inference.deepseek_v4.plugins.module_utils._plan import profiles as P
 from ansible_collections.inference.deepseek_v4.plugins.module_utils._plan.template import fill
+
+if TYPE_CHECKING:
+    from ansible_collections.inference.deepseek_v4.plugins.module_utils._plan.build import Build
 
 
 # Service kinds that answer OpenAI requests (LMCache answers only its health URL).
 SERVES_OPENAI_API = ("engine", "router")
 
 
-def service_hash(svc):
+def service_hash(svc: dict[str, Any]) -> str:
     spec = {k: v for k, v in svc.items() if k not in ("plan_hash", "command") and not k.startswith("_")}
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode("utf-8")).hexdigest()
 
 
-def _q(token):
+def _q(token: Any) -> str:
     token = str(token)
     if token.startswith("~/"):
         return "~/" + shlex.quote(token[2:])
     return shlex.quote(token)
 
 
-def _flag_lines(argv, max_values):
+def _flag_lines(argv: Iterable[Any], max_values: Optional[int]) -> list[str]:
     """One indented line per flag with its values (at most max_values of them; None: every non-flag token)."""
     lines = []
     rest = list(argv)
@@ -44,7 +48,7 @@ def _flag_lines(argv, max_values):
     return lines
 
 
-def _docker_lines(svc):
+def _docker_lines(svc: dict[str, Any]) -> list[str]:
     c = svc["container"]
     first = "docker run" + (" --gpus all" if c["device_requests"] else "")
     second = (["--privileged"] if c["privileged"] else []) + (["--ipc=%s" % c["ipc_mode"]] if c["ipc_mode"] else [])
@@ -70,7 +74,7 @@ def _docker_lines(svc):
     return lines
 
 
-def render_command(svc):
+def render_command(svc: dict[str, Any]) -> str:
     """The shell command a person would type to start the service by hand."""
     if svc["container"] is None:
         # Router flags take several values (--prefill URL [BOOTSTRAP_PORT]); a secret flag's value is a reference to
@@ -86,20 +90,20 @@ def render_command(svc):
     return " \\\n".join(lines + _flag_lines(args, max_values=1))
 
 
-def _run_time_args(svc):
+def _run_time_args(svc: dict[str, Any]) -> list[str]:
     """The flags vllm_engine adds to an engine's args at run time (profiles.HARDENING_RUN_TIME): its revision, which
     with HF_HUB_OFFLINE=1 resolves in the cache to the commit hf_cache pinned; vllm_engine passes that commit."""
     weights = svc.get("weights")
     return [weights["revision_flag"], weights["revision"] or P.DEFAULT_REVISION] if weights else []
 
 
-def _readiness(health_url, serves):
+def _readiness(health_url: str, serves: bool) -> dict[str, Optional[str]]:
     base = health_url.rsplit("/", 1)[0]
     return {"health": health_url, "models": base + "/v1/models" if serves else None,
             "completion": base + "/v1/completions" if serves else None}
 
 
-def _finish_service(svc):
+def _finish_service(svc: dict[str, Any]) -> None:
     svc["args"] = svc["argv"][len(svc["entrypoint"] or []):]
     # Engines and the router serve the OpenAI API: ready means a listed model and one real completion (the
     # router's /readiness said ready while every request through it failed).
@@ -120,7 +124,7 @@ def _finish_service(svc):
 GIB = 2 ** 30
 
 
-def _host_memory(b, services):
+def _host_memory(b: Build, services: list[dict[str, Any]]) -> Optional[dict[str, Any]]:
     """What a host's memory must hold beyond its engines' own: the L1 caches of its LMCache servers and a headroom.
     None on a host without an LMCache server."""
     servers = [x for x in services if x["kind"] == "lmcache"]
@@ -133,7 +137,7 @@ def _host_memory(b, services):
             "headroom_variable": P.VAR_PREFIX + "lmcache_memory_headroom_gb"}
 
 
-def _hosts(b, services):
+def _hosts(b: Build, services: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     out = {}
     for svc in services:
         h = b.hosts[svc["host"]]
@@ -151,7 +155,7 @@ def _hosts(b, services):
     return out
 
 
-def _transfer(b, services):
+def _transfer(b: Build, services: list[dict[str, Any]]) -> dict[str, Any]:
     conn = b.connector or {}
     moves = bool(conn.get("moves_kv"))
     rdma = conn.get("rdma")
@@ -173,7 +177,7 @@ def _transfer(b, services):
             "hosts": sorted({x["host"] for x in services if x["kind"] == "engine"}) if moves else []}
 
 
-def _api_key(b, services):
+def _api_key(b: Build, services: list[dict[str, Any]]) -> dict[str, Any]:
     """What the API key protects (never the key): whether deepseek_v4_api_key is set, the services that require it
     and whether the router sends it to its workers."""
     return {"set": b.api_key, "variable": P.API_KEY_VARIABLE,
@@ -192,7 +196,7 @@ METRICS_ENDPOINTS = {
 }
 
 
-def _flag_value(argv, flag, default):
+def _flag_value(argv: list[Any], flag: str, default: Any) -> str:
     """The value the last ``flag VALUE`` or ``flag=VALUE`` of argv gives, else default."""
     value = default
     for i, token in enumerate(argv):
@@ -203,7 +207,8 @@ def _flag_value(argv, flag, default):
     return str(value)
 
 
-def scrape_targets(topology, hosts, services):
+def scrape_targets(topology: str, hosts: dict[str, dict[str, Any]],
+                   services: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Prometheus file_sd target groups, one per service with metrics: the address it listens on (the host's address
     where it listens on every interface; loopback ones are reachable from their own host only) and the labels
     topology, role, host and service."""
@@ -221,7 +226,7 @@ def scrape_targets(topology, hosts, services):
     return groups
 
 
-def upgrade_waves(services):
+def upgrade_waves(services: list[dict[str, Any]]) -> list[dict[str, list[str]]]:
     """The waves playbooks/upgrade.yml walks, batch by batch, from the services' restart relations: the roles that
     restart with another (a decode with its prefill, vllm#49238), the roles they restart with, the first roles once
     more (their engines restart again after what they restart with changed), then every other role of the engine
@@ -236,7 +241,7 @@ def upgrade_waves(services):
     return [{"roles": wave, "hosts": _unique(x["host"] for x in pool if x["role"] in wave)} for wave in waves if wave]
 
 
-def _bootstrap_servers(b, services):
+def _bootstrap_servers(b: Build, services: list[dict[str, Any]]) -> list[str]:
     """host/name of the engines whose Mooncake bootstrap server lists their engine ids (GET /query on their
     mooncake_bootstrap port): those of the roles the router is told the bootstrap port of (row router_bootstrap).
     The serving guard reads them to see that such an engine restarted."""
@@ -244,7 +249,7 @@ def _bootstrap_servers(b, services):
             and b.topology["roles"][x["role"]].get("router_bootstrap") and "mooncake_bootstrap" in x["ports"]]
 
 
-def _unique(items):
+def _unique(items: Iterable[str]) -> list[str]:
     out = []
     for item in items:
         if item not in out:
@@ -252,12 +257,12 @@ def _unique(items):
     return out
 
 
-def _digest(image):
+def _digest(image: Any) -> Optional[str]:
     """The digest an image reference pins (``name[:tag]@sha256:...``), or None."""
     return str(image).split("@", 1)[1] if image and "@" in str(image) else None
 
 
-def plan(b):
+def plan(b: Build) -> dict[str, Any]:
     """The plan document of a build that passed every rule."""
     # Start order, then the build's own order (its rows' roles in their order, hosts in inventory order).
     services = sorted(b.services, key=lambda x: x["start_order"])
@@ -296,7 +301,7 @@ def plan(b):
     return result
 
 
-def summary_lines(plan_doc):
+def summary_lines(plan_doc: dict[str, Any]) -> list[str]:
     """Human summary printed by the plan playbook."""
     out = ["Topology %s on %s (recipe %s, image %s, vLLM %s): %s" % (
         plan_doc["topology"], plan_doc["hardware"], plan_doc["recipe"], plan_doc["image"], plan_doc["vllm_version"],
@@ -317,11 +322,11 @@ def summary_lines(plan_doc):
     return out
 
 
-def plan_json(plan_doc):
+def plan_json(plan_doc: dict[str, Any]) -> str:
     return json.dumps(plan_doc, indent=2, sort_keys=False) + "\n"
 
 
-def write_if_changed(path, content, check_mode=False):
+def write_if_changed(path: str, content: str, check_mode: bool = False) -> bool:
     """Write content to path atomically (mode 0600: the plan holds every setting, the extra environment included)
     unless it is already there; an existing plan readable by others is made 0600. Returns whether it changed."""
     try:
@@ -347,7 +352,7 @@ def write_if_changed(path, content, check_mode=False):
     return True
 
 
-def _owner_only(path, check_mode):
+def _owner_only(path: str, check_mode: bool) -> bool:
     """Make an existing file 0600 (a plan written by an older version was 0644). Returns whether it changed."""
     if os.stat(path).st_mode & 0o077 == 0:
         return False

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional, Union
 
 from ansible_collections.inference.deepseek_v4.plugins.module_utils._plan import profiles as P
 from ansible_collections.inference.deepseek_v4.plugins.module_utils._plan.flags import (
@@ -31,8 +32,11 @@ from ansible_collections.inference.deepseek_v4.plugins.module_utils._problem imp
     token_shaped,
 )
 
+if TYPE_CHECKING:
+    from ansible_collections.inference.deepseek_v4.plugins.module_utils._plan.build import Build
 
-def image_tag(ref):
+
+def image_tag(ref: Any) -> tuple[Optional[str], Optional[str]]:
     """(tag or None, digest or None) of an image reference."""
     ref = str(ref)
     digest = None
@@ -47,7 +51,7 @@ def image_tag(ref):
 DEV_RELEASE_TAG = re.compile(r"(^|[.\-_])dev(\d+|$|[.\-_+])", re.IGNORECASE)
 
 
-def _image_problem(ref, variable):
+def _image_problem(ref: Any, variable: str) -> Optional[Problem]:
     if not ref or not isinstance(ref, str):
         return Problem(variable, ref, "must be an image reference.", "set e.g. vllm/vllm-openai:deepseekv4-cu130.")
     tag, digest = image_tag(ref)
@@ -63,7 +67,7 @@ def _image_problem(ref, variable):
     return None
 
 
-def _digest_problem(ref, digest, variable):
+def _digest_problem(ref: str, digest: str, variable: str) -> Optional[Problem]:
     """A digest is <algorithm>:<hex> of the algorithm's length (sha256: 64 hex digits)."""
     algorithm, _sep, value = digest.partition(":")
     size = P.DIGEST_ALGORITHMS.get(algorithm)
@@ -74,7 +78,7 @@ def _digest_problem(ref, digest, variable):
     return None
 
 
-def images_pinned(b):
+def images_pinned(b: Build) -> list[Problem]:
     malformed = [_image_problem(svc["image"], var("lmcache_image" if svc["kind"] == "lmcache" else "image"))
                  for svc in b.services if svc["image"] and "@" in str(svc["image"])]
     if b.s["allow_untagged_image"]:
@@ -85,7 +89,7 @@ def images_pinned(b):
     return sorted((p for p in found if p), key=lambda p: p.variable)
 
 
-def _moving_tag_warning(ref, variable):
+def _moving_tag_warning(ref: str, variable: str) -> str:
     tag, _digest = image_tag(ref)
     return ("%s %s is a tag without a digest: the registry may point it at another image at any time, so two hosts or "
             "two runs can get different images. Role vllm_engine has every host of a run pull the digest the first "
@@ -94,7 +98,7 @@ def _moving_tag_warning(ref, variable):
             % (variable, ref, variable, ref, "" if tag else ":latest", ref))
 
 
-def image_digest_warnings(b):
+def image_digest_warnings(b: Build) -> list[Problem]:
     """One warning per image of the plan that a tag names without a digest (a tag may move); no problem."""
     refs = {}
     for svc in b.services:
@@ -104,14 +108,14 @@ def image_digest_warnings(b):
     return []
 
 
-def _by_host(b):
+def _by_host(b: Build) -> dict[str, list[dict[str, Any]]]:
     out = {}
     for svc in b.services:
         out.setdefault(svc["host"], []).append(svc)
     return out
 
 
-def gpu_sets(b):
+def gpu_sets(b: Build) -> list[Problem]:
     """Within the host's GPUs, none listed twice, disjoint between the engines of a host, none empty."""
     problems = []
     for host, svcs in _by_host(b).items():
@@ -136,7 +140,7 @@ def gpu_sets(b):
     return problems
 
 
-def parallelism_fills_gpus(b):
+def parallelism_fills_gpus(b: Build) -> list[Problem]:
     """Tensor-parallel x data-parallel(local) equals the GPUs an engine is given."""
     problems = []
     for svc in b.engines:
@@ -150,7 +154,7 @@ def parallelism_fills_gpus(b):
     return problems
 
 
-def _occupied(svc):
+def _occupied(svc: dict[str, Any]) -> Iterator[tuple[str, int]]:
     """(kind, port) of every port the service listens on, ranges expanded."""
     for kind, port in svc["ports"].items():
         first, last = svc["port_ranges"].get(kind, (port, port))
@@ -158,12 +162,12 @@ def _occupied(svc):
             yield kind, p
 
 
-def ports_valid(b):
+def ports_valid(b: Build) -> list[Problem]:
     return [Problem(svc["_vars"][kind], port, "is not a TCP port.", "use a port between 1 and 65535.", svc["host"])
             for svc in b.services for kind, port in svc["ports"].items() if not 1 <= int(port) <= 65535]
 
 
-def ports_unique(b):
+def ports_unique(b: Build) -> list[Problem]:
     """Every port a host's services listen on (NIXL side-channel ranges included) is used once."""
     problems = []
     for host, svcs in _by_host(b).items():
@@ -195,7 +199,7 @@ PORT_FLAGS = {
 }
 
 
-def port_flags_match_plan(b):
+def port_flags_match_plan(b: Build) -> list[Problem]:
     """A port flag changed through extra flags or overrides would listen where the plan (router, readiness, port
     checks) does not look: every port comes from its plan_*port setting."""
     problems = []
@@ -221,7 +225,7 @@ def port_flags_match_plan(b):
     return problems
 
 
-def _kv_config(svc, b, problems):
+def _kv_config(svc: dict[str, Any], b: Build, problems: list[Problem]) -> Optional[dict[str, Any]]:
     """An engine's --kv-transfer-config as a dict, or None (a problem added where it is missing or not JSON)."""
     flags, ov = svc["_flags"], svc["_vars"]["overrides"]
     raw = flags.get("kv-transfer-config")
@@ -243,7 +247,7 @@ def _kv_config(svc, b, problems):
     return cfg
 
 
-def kv_transfer_config(b):
+def kv_transfer_config(b: Build) -> list[Problem]:
     """Each engine's KV transfer config: known keys, connector, a kv_role that fits its role, Mooncake extras."""
     problems = []
     for svc in b.engines:
@@ -276,23 +280,23 @@ def kv_transfer_config(b):
     return problems
 
 
-def _connector_row(kv_connector):
+def _connector_row(kv_connector: Optional[str]) -> dict[str, Any]:
     """The connector row (profiles.CONNECTORS) of a vLLM kv_connector name; {} for one the table does not have."""
     return next((row for row in P.CONNECTORS.values() if row["kv_connector"] == kv_connector), {})
 
 
-def _connector_of(svc):
+def _connector_of(svc: dict[str, Any]) -> Optional[str]:
     try:
         return json.loads(svc["_flags"].get("kv-transfer-config") or "{}").get("kv_connector")
     except (ValueError, AttributeError):
         return None
 
 
-def _connectors(b):
+def _connectors(b: Build) -> list[str]:
     return sorted({_connector_of(svc) for svc in b.engines} - {None})
 
 
-def kv_transfer_follows_plan(b):
+def kv_transfer_follows_plan(b: Build) -> list[Problem]:
     """The engines' kv_connector is the topology's, and the Mooncake protocol and devices in the JSON are the
     settings': the transfer ports, the environment and the rdma role's checks are derived from those."""
     problems = []
@@ -328,7 +332,7 @@ def kv_transfer_follows_plan(b):
     return problems
 
 
-def one_connector(b):
+def one_connector(b: Build) -> list[Problem]:
     connectors = _connectors(b)
     if len(connectors) < 2:
         return []
@@ -337,7 +341,7 @@ def one_connector(b):
                     "use one connector for every prefill and decode engine.")]
 
 
-def lmcache_kv_cache_dtype(b):
+def lmcache_kv_cache_dtype(b: Build) -> list[Problem]:
     return [Problem(svc["_flags"].origin("kv-cache-dtype", svc["_vars"]["overrides"]),
                     svc["_flags"].get("kv-cache-dtype"), "the %s needs --kv-cache-dtype %s "
                     "(DeepSeek-V4's sparse-MLA KV cache groups) on %s." % (_connector_of(svc), dtype, svc["name"]),
@@ -346,7 +350,7 @@ def lmcache_kv_cache_dtype(b):
             if dtype and svc["_flags"].get("kv-cache-dtype") != dtype]
 
 
-def router_matches_engines(b):
+def router_matches_engines(b: Build) -> list[Problem]:
     """The router's --kv-connector is the engines' and every engine behind it has one data-parallel size."""
     problems = []
     by_kv_connector = {row["kv_connector"]: row["router"] for row in P.CONNECTORS.values()}
@@ -372,7 +376,8 @@ def router_matches_engines(b):
     return problems
 
 
-def _each_flag(b, key, check):
+def _each_flag(b: Build, key: str,
+               check: Callable[[dict[str, Any], Any, str], Union[Problem, bool, None]]) -> list[Problem]:
     """Problems of ``check(svc, value, variable)`` for every engine."""
     out = []
     for svc in b.engines:
@@ -383,20 +388,20 @@ def _each_flag(b, key, check):
     return out
 
 
-def tokenizer_mode(b):
+def tokenizer_mode(b: Build) -> list[Problem]:
     return _each_flag(b, "tokenizer-mode", lambda svc, value, variable: value != P.TOKENIZER_MODE and Problem(
         variable, value, "%s needs --tokenizer-mode %s (the model ships no Jinja chat template)." % (
             svc["name"], P.TOKENIZER_MODE), "keep --tokenizer-mode %s." % P.TOKENIZER_MODE, svc["host"]))
 
 
-def trust_remote_code(b):
+def trust_remote_code(b: Build) -> list[Problem]:
     return _each_flag(b, "trust-remote-code", lambda svc, _value, variable: (
         not svc["_flags"].has("trust-remote-code") or svc["_flags"].flag("trust-remote-code").startswith("--no-"))
         and Problem(variable, False, "%s needs --trust-remote-code for DeepSeek-V4." % svc["name"],
                     "keep --trust-remote-code.", svc["host"]))
 
 
-def reasoning_parser(b):
+def reasoning_parser(b: Build) -> list[Problem]:
     found = _each_flag(b, "reasoning-parser", lambda svc, value, variable: value is not None
                        and value not in P.REASONING_PARSERS and Problem(
                            variable, value, "%r is not a reasoning parser for DeepSeek-V4." % value,
@@ -407,7 +412,7 @@ def reasoning_parser(b):
     return found
 
 
-def think_max_context(b):
+def think_max_context(b: Build) -> list[Problem]:
     """Think Max needs a context of at least 384K tokens; auto is a warning (vLLM sizes it to the KV cache)."""
     if "think_max" not in b.s["reasoning_modes"]:
         return []
@@ -435,7 +440,7 @@ def think_max_context(b):
     return problems
 
 
-def _cudagraph_problem(svc, value, variable):
+def _cudagraph_problem(svc: dict[str, Any], value: Optional[str], variable: str) -> Optional[Problem]:
     if value is None:
         return None
     try:
@@ -450,11 +455,11 @@ def _cudagraph_problem(svc, value, variable):
     return None
 
 
-def compilation_config(b):
+def compilation_config(b: Build) -> list[Problem]:
     return _each_flag(b, "compilation-config", _cudagraph_problem)
 
 
-def _hardware_only(flag, value):
+def _hardware_only(flag: str, value: Any) -> Optional[tuple[str, str]]:
     """The HARDWARE_ONLY_FLAGS row a flag sets: dotted (--attention_config.use_fp4_indexer_cache=True) or as a
     true key of a JSON value (--attention-config '{"use_fp4_indexer_cache": true}')."""
     key = flag_key(flag)
@@ -475,7 +480,7 @@ def _hardware_only(flag, value):
     return None
 
 
-def hardware_only_flags(b):
+def hardware_only_flags(b: Build) -> list[Problem]:
     """Flags the chosen hardware cannot run (the FP4 indexer cache on Hopper)."""
     problems = []
     for svc in b.engines:
@@ -491,7 +496,7 @@ def hardware_only_flags(b):
     return problems
 
 
-def _version_span(option):
+def _version_span(option: str) -> tuple[Optional[str], Optional[str]]:
     """(first release with the option, first release without it) from ENGINE_FLAGS_SINCE/UNTIL; a ``--no-`` spelling
     without a row of its own came and went with its positive one."""
     since, until = P.ENGINE_FLAGS_SINCE.get(option), P.ENGINE_FLAGS_UNTIL.get(option)
@@ -500,14 +505,14 @@ def _version_span(option):
     return since, until
 
 
-def _profiles_with(since, until):
+def _profiles_with(since: Optional[str], until: Optional[str]) -> list[str]:
     """The recipe profiles whose vLLM has an option of that span, as plan_recipe values."""
     return ["%s (vLLM %s)" % (name, r["vllm_version"]) for name, r in sorted(P.RECIPES.items())
             if (not since or release(r["vllm_version"]) >= release(since))
             and (not until or release(r["vllm_version"]) < release(until))]
 
 
-def _version_problem(b, svc, flag, origin):
+def _version_problem(b: Build, svc: dict[str, Any], flag: str, origin: Optional[str]) -> Optional[Problem]:
     """The problem of one flag the profile's vLLM lacks, or None."""
     version = b.s["vllm_version"]
     since, until = _version_span(option_name(flag))
@@ -527,7 +532,7 @@ def _version_problem(b, svc, flag, origin):
                        ", or plan_recipe: %s" % " / ".join(profiles) if profiles else ""), svc["host"])
 
 
-def engine_flags_of_version(b):
+def engine_flags_of_version(b: Build) -> list[Problem]:
     """Flags the profile's vLLM does not have (ENGINE_FLAGS_SINCE/UNTIL, derived from the real parsers of the releases
     in ENGINE_FLAGS_VERSIONS): the engine would refuse its command at start, after the rollout began."""
     if not b.s["vllm_version"]:
@@ -544,7 +549,7 @@ def engine_flags_of_version(b):
     return problems
 
 
-def checkpoint_serves_request(b):
+def checkpoint_serves_request(b: Build) -> list[Problem]:
     """The checkpoint ships what the settings ask of it: an MTP head or a DSpark draft, the hardware it needs."""
     problems = []
     offered = b.checkpoint["speculative"]
@@ -569,7 +574,7 @@ def checkpoint_serves_request(b):
     return problems
 
 
-def gpu_memory_fits_checkpoint(b):
+def gpu_memory_fits_checkpoint(b: Build) -> list[Problem]:
     """An engine's GPUs hold the checkpoint (the recipe's minimum GPU memory per checkpoint)."""
     need = b.checkpoint["min_gpu_memory_gb"] * 1000
     per_gpu = b.hardware["min_gpu_memory_mib"] * 1.048576
@@ -580,7 +585,7 @@ def gpu_memory_fits_checkpoint(b):
             for svc in b.engines if svc["gpus"] and len(svc["gpus"]) * per_gpu < need]
 
 
-def _hidden(name):
+def _hidden(name: str) -> str:
     return "%s=<hidden>" % name
 
 
@@ -590,14 +595,14 @@ _SECRET_CARRY = ("the serving path needs no other secret (the API key is deepsee
 _SECRET_WHY = "%s is a secret: in a plan_* setting it is printed with the plan, written to plan.json%s."
 
 
-def _secret_env_problem(variable, key):
+def _secret_env_problem(variable: str, key: str) -> Problem:
     carrier = P.SECRET_ENV.get(key)
     fix = "remove it from %s and set %s from a vault instead." % (variable, carrier) if carrier else \
         "remove it from %s; %s" % (variable, _SECRET_CARRY)
     return Problem(variable, _hidden(key), _SECRET_WHY % (key, " and passed in every engine's environment"), fix)
 
 
-def _secret_flag_problem(variable, token):
+def _secret_flag_problem(variable: str, token: str) -> Problem:
     name = token.split("=", 1)[0]
     carrier = P.SECRET_FLAGS.get(flag_key(name))
     fix = "remove it from %s and set %s from a vault instead." % (variable, carrier) if carrier else \
@@ -606,7 +611,7 @@ def _secret_flag_problem(variable, token):
                    "plan, written to plan.json and in the process list." % name, fix)
 
 
-def no_secrets_in_settings(b):
+def no_secrets_in_settings(b: Build) -> list[Problem]:
     """No secret in plan_* settings, whatever the topology reads: environment names that hold one by convention
     (*_KEY, *_TOKEN, *SECRET*, *PASSWORD*, *PASSWD*, *CREDENTIAL*) and flags whose value is one (--api-key,
     --hf-token, ...). They would be printed and written to plan.json; the refusal shows their names only."""
@@ -628,13 +633,13 @@ def no_secrets_in_settings(b):
     return problems
 
 
-def _host_value(variable, value, host):
+def _host_value(variable: str, value: Optional[str], host: str) -> Optional[Problem]:
     if value is None or value in P.ALL_INTERFACES:
         return None
     return control_problem(variable, value, host) or address_problem(variable, value, host)
 
 
-def host_values(b):
+def host_values(b: Build) -> list[Problem]:
     """Every host's own values: its name free of control characters, its address and the address its engines bind
     an IP literal or a host name."""
     problems = []
@@ -645,7 +650,7 @@ def host_values(b):
     return problems
 
 
-def engine_bind_address(b):
+def engine_bind_address(b: Build) -> list[Problem]:
     """Engines listen where their clients reach them: not on loopback when a router on another host is one of them,
     and on exactly the plan's address (--host follows plan_engine_bind_address)."""
     problems = []
@@ -670,7 +675,7 @@ def engine_bind_address(b):
     return problems
 
 
-def exposure_warnings(b):
+def exposure_warnings(b: Build) -> list[Problem]:
     """Say where the plan leaves something open that a person should know about (no problem: a choice)."""
     for svc in (x for x in b.services if x["kind"] == "router"):
         if svc["bind_address"] in P.ALL_INTERFACES:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import difflib
 import re
+from typing import Any, Iterable, Mapping, Optional
 
 from ansible_collections.inference.deepseek_v4.plugins.module_utils._plan import inputs
 from ansible_collections.inference.deepseek_v4.plugins.module_utils._plan import profiles as P
@@ -20,11 +21,11 @@ NAMED_TABLES = {"TOPOLOGIES": P.TOPOLOGIES, "HARDWARE": P.HARDWARE,
                 "RECIPES": sorted(P.RECIPES) + sorted(P.RECIPE_ALIASES), "ROUTER_POLICIES": P.ROUTER_POLICIES}
 
 
-def var(name):
+def var(name: str) -> str:
     return P.VAR_PREFIX + name
 
 
-def choices(name):
+def choices(name: str) -> Optional[list[str]]:
     """The allowed values of a setting, or None."""
     spec = P.SETTINGS[name].get("choices")
     if isinstance(spec, str):
@@ -32,7 +33,7 @@ def choices(name):
     return spec
 
 
-def did_you_mean(name, known):
+def did_you_mean(name: str, known: Iterable[str]) -> str:
     close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
     return " (did you mean %s?)" % var(close[0]) if close else ""
 
@@ -41,7 +42,8 @@ def did_you_mean(name, known):
 _SECRET_NAME = re.compile(r"(key|token|secret|passw|credential)", re.IGNORECASE)
 
 
-def unknown_setting(name, value, host=None, known=None):
+def unknown_setting(name: str, value: Any, host: Optional[str] = None,
+                    known: Optional[Iterable[str]] = None) -> Problem:
     """The problem of a plan_* variable no table knows."""
     known = known if known is not None else list(P.SETTINGS) + list(P.HOST_SETTINGS)
     if _SECRET_NAME.search(name):
@@ -53,14 +55,14 @@ def unknown_setting(name, value, host=None, known=None):
                    "%s (every setting: roles/plan/README.md)." % fix, host)
 
 
-def host_scoped(name, value, host):
+def host_scoped(name: str, value: Any, host: str) -> Problem:
     """The problem of a whole-plan setting given one host a value of its own (it would be ignored)."""
     return Problem(var(name), value, "applies to the whole plan, not to one host; this host's value differs from the "
                    "play's.", "set %s once for every host (group_vars/all, the play or -e), not in this host's or "
                    "group's variables." % var(name), host)
 
 
-def merge(user):
+def merge(user: Optional[Mapping[str, Any]]) -> tuple[dict[str, Any], list[Problem]]:
     """(settings, problems): every setting resolved; the problems of names and types."""
     settings = {name: copy.deepcopy(row["default"]) for name, row in P.SETTINGS.items()}
     problems = []
@@ -99,12 +101,12 @@ _TRUE = ("true", "yes", "on", "1", "y", "t")
 _FALSE = ("false", "no", "off", "0", "n", "f")
 
 
-def _is_bool(value):
+def _is_bool(value: Any) -> bool:
     return isinstance(value, bool) or (not isinstance(value, (list, dict)) and str(value).strip().lower() in
                                        _TRUE + _FALSE)
 
 
-def _to_bool(value):
+def _to_bool(value: Any) -> bool:
     return value if isinstance(value, bool) else str(value).strip().lower() in _TRUE
 
 
@@ -121,7 +123,7 @@ _TYPE_CHECKS = {
 _EMPTY = {"int": 0, "list": [], "dict": {}, "bool": False}
 
 
-def _out_of_range(name, row, value):
+def _out_of_range(name: str, row: dict[str, Any], value: Any) -> list[Problem]:
     """The problem of a whole number outside the row's ``minimum``/``maximum``."""
     low, high = row.get("minimum"), row.get("maximum")
     if row["type"] != "int" or value is None or (low is None and high is None):
@@ -132,7 +134,7 @@ def _out_of_range(name, row, value):
         var(name), low, high))]
 
 
-def _empty_tokens(name, row, value):
+def _empty_tokens(name: str, row: dict[str, Any], value: Any) -> list[Problem]:
     """The problem of a list of command-line tokens holding an empty one (an empty argument the program sees)."""
     if row["type"] != "list" or row.get("elements") != "str" or not isinstance(value, list):
         return []
@@ -142,7 +144,7 @@ def _empty_tokens(name, row, value):
                     "remove the empty string from the list.")]
 
 
-def check_types(s):
+def check_types(s: dict[str, Any]) -> list[Problem]:
     problems = []
     for name, row in P.SETTINGS.items():
         check = _TYPE_CHECKS.get(row["type"])

@@ -6,13 +6,14 @@
 from __future__ import annotations
 
 import re
+from typing import Any, Container, Iterable, Mapping, Optional, Sequence, Union
 
 from ansible_collections.inference.deepseek_v4.plugins.module_utils._plan import profiles as P
 
 _PLACEHOLDER = re.compile(r"^\{([a-z_:]+)\}$")
 
 
-def fill(template, values):
+def fill(template: Any, values: Mapping[str, tuple[Any, Optional[str]]]) -> Any:
     """A template with whole-string ``{name}`` placeholders filled (typed); dict keys filled to None dropped."""
     if isinstance(template, dict):
         out = {k: fill(v, values) for k, v in template.items()}
@@ -23,7 +24,8 @@ def fill(template, values):
     return template
 
 
-def lines(name_or_lines, features, values):
+def lines(name_or_lines: Union[str, Iterable[Sequence[Any]]], features: Container[str],
+          values: Mapping[str, tuple[Any, Optional[str]]]) -> list[tuple[str, Optional[str], Optional[str]]]:
     """Flag lines with fragments expanded and features applied: [(flag, value, origin)]."""
     out = []
     for line in P.FRAGMENTS[name_or_lines] if isinstance(name_or_lines, str) else name_or_lines:
