@@ -155,7 +155,7 @@ class Outcome:
     results: list = field(default_factory=list)
     recovery_s: float | None = None
     restarted: list = field(default_factory=list)
-    fallback_served: int = 0
+    passed_on: int = 0
 
     @property
     def sent(self) -> int:
@@ -176,7 +176,7 @@ class Outcome:
     def row(self) -> list:
         pct = 100.0 * self.failed / self.sent if self.sent else 0.0
         return [self.scenario, str(self.sent), "%d (%.1f%%)" % (self.failed, pct), str(self.streams_cut),
-                str(self.fallback_served), "-" if self.recovery_s is None else "%.1f s" % self.recovery_s,
+                str(self.passed_on), "-" if self.recovery_s is None else "%.1f s" % self.recovery_s,
                 ", ".join(self.restarted) or "none"]
 
 
@@ -203,7 +203,7 @@ def violations(outcome: Outcome, checks: dict) -> list:
     return out
 
 
-HEADER = ["scenario", "requests", "failed", "streams cut", "fallback served", "recovery", "restarted"]
+HEADER = ["scenario", "requests", "failed", "streams cut", "passed on", "recovery", "restarted"]
 
 
 def table(outcomes: list) -> str:

@@ -205,7 +205,11 @@ def test_scenario(rollout, endpoint, scenario):  # pylint: disable=redefined-out
     after = svc.identities()
     outcome.restarted = [name for name in before if before[name] != after[name]]
     served = [line for line in access_lines(spec["node"])[logged:] if "/v1/chat/completions" in line]
-    outcome.fallback_served = sum(1 for line in served if ROUTER_UPSTREAM not in line + " ")
+    passed_on = [line for line in served if ROUTER_UPSTREAM not in line + " "]
+    outcome.passed_on = len(passed_on)
+    # What the front did with each request it passed on (upstream=<each try> upstream_status=<each answer>).
+    for line in passed_on:
+        print("passed on: " + line.split('"', 1)[-1], flush=True)
     OUTCOMES.append(outcome)
     text = C.table(OUTCOMES)
     TABLE.parent.mkdir(parents=True, exist_ok=True)

@@ -185,7 +185,7 @@ def proxy_variables(conf_dir, **over):
               "endpoint_proxy_listen_address": "127.0.0.1", "endpoint_proxy_listen_port": 18443,
               "_endpoint_proxy_cert": "%s/selfsigned.crt" % conf_dir, "_endpoint_proxy_key": "%s/selfsigned.key" % conf_dir,
               "endpoint_proxy_client_max_body_size": "16m", "endpoint_proxy_connect_timeout": 5,
-              "endpoint_proxy_retry_timeout": 30, "endpoint_proxy_read_timeout": 600,
+              "endpoint_proxy_retry_timeout": 60, "endpoint_proxy_read_timeout": 600,
               "endpoint_proxy_standby": "http://127.0.0.1:30001", "endpoint_proxy_retry_tries": 6}
     values.update(over)
     return values
