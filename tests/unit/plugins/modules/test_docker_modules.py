@@ -27,7 +27,9 @@ pytestmark = pytest.mark.skipif(local_systemd_image() is None,
                                 reason="needs a Docker engine with the rehearsal's base image")
 
 
-@pytest.fixture(scope="module", params=[False, True], ids=["no-tty", "tty"])
+# One container per test: ansible-test units runs each test in a forked process (pytest-forked), which never reaches
+# the teardown of a module-scoped fixture, so such a container was left behind by every test.
+@pytest.fixture(params=[False, True], ids=["no-tty", "tty"])
 def exited(request):
     """A container that wrote its lines and files and exited with status 3."""
     name = "dsv4-test-docker-api-" + uuid.uuid4().hex[:8]
