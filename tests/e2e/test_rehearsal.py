@@ -2,8 +2,9 @@
 
 From a clean state: a dry run (`--check --diff`: it fails nowhere and starts nothing), roll out (GPU preflight
 and RDMA checks against the node's hardware doubles, engines, router, smoke test), check the smoke test passed
-through the router with the answer checks of a real deployment, re-run (changed=0), a dry run on the deployed
-endpoint (changed=0), change one decode flag and check that only the decode container was recreated, tear down
+through the router with the answer checks of a real deployment, re-run (changed=0; it only verifies, the host being
+what its record says), edit the router unit by hand (the next run says so and restores it), re-run every phase
+(changed=0), a dry run on the deployed endpoint (changed=0), change one decode flag and check that only the decode container was recreated, tear down
 and check that no container, unit or file is left. The rehearsal is destroyed before and after, also when a step
 fails. Wall times of the steps are printed (`pytest -rP` shows them).
 
@@ -26,6 +27,7 @@ PREFLIGHT_REPORT = ROOT / "rehearsal-out" / "preflight" / "h200-node-1.json"
 NODE = os.environ.get("DSV4_REHEARSAL_NODE", "deepseek-v4-rehearsal-node")
 PREFILL, DECODE, ROUTER_UNIT = "deepseek-v4-prefill", "deepseek-v4-decode", "deepseek-v4-router.service"
 BASE_DIR = "/opt/deepseek-v4"
+STATE_FILE = BASE_DIR + "/deployed.json"
 
 # main_job: `make test` (and so CI) runs this rehearsal of the README's main job although it is slow.
 pytestmark = [pytest.mark.rehearsal, pytest.mark.slow, pytest.mark.main_job, pytest.mark.docker]
@@ -88,6 +90,11 @@ def assert_hardened_units():
     assert " --port 30001 " in standby_unit.stdout and " --port 30000 " not in standby_unit.stdout, standby_unit.stdout
     standby = props(ROUTER_UNIT.replace(".service", "-standby.service"))
     assert standby["ActiveState"] == "inactive" and standby["UnitFileState"] in ("static", "disabled"), standby
+
+
+def flat(out):
+    """Playbook output with its whitespace runs (the callback's line wrapping) made single spaces."""
+    return " ".join(out.split())
 
 
 def node_path_exists(path):
@@ -165,10 +172,32 @@ def test_rehearsal_rollout_rerun_change_teardown(clean_rehearsal):
     assert_rdma_without_privileged(out)
     assert_hardened_units()
 
-    # 2. A second run changes nothing.
+    # 2. A second run changes nothing, and only verifies: the host runs what its first rollout recorded, so the
+    #    changing phases find no host; the smoke test still probes the endpoint.
+    record = json.loads(_run(["docker", "exec", NODE, "cat", STATE_FILE]).stdout)
+    assert set(record["containers"]) == {PREFILL, DECODE} and ROUTER_UNIT in record["units"], record
+    assert record["containers"][DECODE]["id"] == decode_id, record
+    assert _run(["docker", "exec", NODE, "stat", "-c", "%a", STATE_FILE]).stdout.strip() == "600"
+    summary_time = SUMMARY.stat().st_mtime
     out = timed_rehearse(timings, "no-op re-run")
     assert all(c["changed"] == 0 and c["failed"] == 0 for c in recap(out).values()), recap(out)
     assert (container_id(PREFILL), container_id(DECODE)) == (prefill_id, decode_id)
+    assert "Every host (1) runs what this run would deploy" in flat(out), "the no-op re-run did not only verify"
+    assert re.search(r"PLAY \[Start the engines\] \*+ skipping: no hosts matched", flat(out)), "engines phase ran"
+    assert SUMMARY.stat().st_mtime > summary_time and json.loads(SUMMARY.read_text())["passed"] is True
+
+    # A unit edited by hand: the next run names it, deploys every phase and restores it; the engines stay.
+    _run(["docker", "exec", NODE, "sh", "-c", f"echo '# edited by hand' >> /etc/systemd/system/{ROUTER_UNIT}"])
+    out = timed_rehearse(timings, "edited unit")
+    assert f"unit {ROUTER_UNIT} was edited" in flat(out), "the run did not say why it deploys"
+    assert all(c["failed"] == 0 for c in recap(out).values()), recap(out)
+    assert "edited by hand" not in _run(["docker", "exec", NODE, "cat", f"/etc/systemd/system/{ROUTER_UNIT}"]).stdout
+    assert (container_id(PREFILL), container_id(DECODE)) == (prefill_id, decode_id)
+
+    # Every phase again (verification only switched off): the roles themselves change nothing.
+    out = timed_rehearse(timings, "no-op, every phase", "--", "-e", "deepseek_v4_fast_rerun=false")
+    assert all(c["changed"] == 0 and c["failed"] == 0 for c in recap(out).values()), recap(out)
+    assert "verification only is off" in flat(out)
 
     # A dry run on the deployed endpoint: changed=0.
     out = timed_rehearse(timings, "dry run (deployed)", "--", "--check", "--diff")
