@@ -11,8 +11,8 @@ short_description: A digest of this collection's roles, playbooks and plugins as
 version_added: 0.1.0
 description:
   - The sha256 of the relative path and the bytes of every file under the collection's C(roles), C(playbooks) and
-    C(plugins) directories (compiled Python files and the subdirectories of C(playbooks), where runs write their
-    reports, left out), in path order.
+    C(plugins) directories, in path order. Left out: compiled Python files, documentation (C(*.md)) and the
+    subdirectories of C(playbooks), where runs write their reports.
   - Any change to the collection's code (an upgrade of the collection, or an edited file) changes it. The deploy
     playbooks put it in the key of what a run deploys (module M(inference.deepseek_v4.deployment_state_info)), so
     that a host deployed by other code is deployed again.
@@ -42,6 +42,8 @@ _ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__
 # Each tree, and whether it is read recursively: the playbooks' own directory also receives run outputs (the
 # preflight reports, benchmark runs), so only its files count.
 _TREES = (("playbooks", False), ("plugins", True), ("roles", True))
+# Compiled Python, and documentation (a role's README changes nothing a host runs).
+_LEFT_OUT = (".pyc", ".pyo", ".md")
 _CACHE: dict[str, str] = {}
 
 
@@ -54,7 +56,7 @@ def digest(root: str = _ROOT) -> str:
         for top, dirs, files in os.walk(os.path.join(root, tree)):
             dirs[:] = sorted(d for d in dirs if d != "__pycache__") if recursive else []
             for name in sorted(files):
-                if name.endswith((".pyc", ".pyo")):
+                if name.endswith(_LEFT_OUT):
                     continue
                 path = os.path.join(top, name)
                 total.update(os.path.relpath(path, root).encode("utf-8") + b"\0")

@@ -139,3 +139,14 @@ def test_lookup_returns_the_digest_of_the_installed_collection():
     got = cd.LookupModule().run([], {})
     assert got == [cd.digest(cd._ROOT)]
     assert re.match(r"^[0-9a-f]{64}$", got[0])
+
+
+def test_documentation_does_not_count(tmp_path):
+    root = tmp_path / "c"
+    for tree in ("roles/r/tasks", "plugins/modules", "playbooks"):
+        (root / tree).mkdir(parents=True)
+    (root / "roles/r/tasks/main.yml").write_text("---\n")
+    before = cd.digest(str(root))
+    cd._CACHE.clear()
+    (root / "roles/r/README.md").write_text("# r\n")
+    assert cd.digest(str(root)) == before
