@@ -11,7 +11,7 @@ short_description: A digest of this collection's roles, playbooks and plugins as
 version_added: 0.1.0
 description:
   - The sha256 of the relative path and the bytes of every file under the collection's C(roles), C(playbooks) and
-    C(plugins) directories, in path order. Left out: compiled Python files, documentation (C(*.md)) and the
+    C(plugins) directories, in path order, leaving out compiled Python files, documentation (C(*.md)) and the
     subdirectories of C(playbooks), where runs write their reports.
   - Any change to the collection's code (an upgrade of the collection, or an edited file) changes it. The deploy
     playbooks put it in the key of what a run deploys (module M(inference.deepseek_v4.deployment_state_info)), so
