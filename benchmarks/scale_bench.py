@@ -129,10 +129,13 @@ def rollout(engines: int, setting: str, keep: bool, noop: bool = False) -> tuple
         if noop and not done.returncode:
             # The same playbook again, nothing to change: what a re-run to check the fleet costs.
             noop_profile = ROOT / "build" / f"scale-{engines}-{setting}-noop-profile.json"
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
             start = time.monotonic()
             again = subprocess.run(argv, cwd=ROOT, env=profiled(dict(env, **extra_env), noop_profile), stdout=log,
                                    stderr=subprocess.STDOUT, check=False)
             noop_wall = time.monotonic() - start
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            noop_cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
         if not keep:
             script(env, "--destroy", log=log)
     if done.returncode:
@@ -143,7 +146,8 @@ def rollout(engines: int, setting: str, keep: bool, noop: bool = False) -> tuple
         if again.returncode:
             sys.exit(f"no-op re-run of {engines} engine hosts ({setting}) failed: see {log_path}")
         print(f"  {engines:>3} engine hosts, no-op re-run wall {noop_wall:7.1f} s"
-              f" ({noop_wall / wall:.2f} of the first)")
+              f" ({noop_wall / wall:.2f} of the first)  controller CPU {noop_cpu:7.1f} s"
+              f" ({noop_cpu / (engines + 1):.2f} s/host)", flush=True)
         print_profile(f"{engines} engine hosts, first run", run_env["DSV4_TASK_PROFILE"])
         print_profile(f"{engines} engine hosts, no-op re-run", noop_profile)
     return wall, cpu

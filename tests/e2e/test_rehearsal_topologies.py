@@ -261,10 +261,12 @@ def test_rollout_rerun_teardown(rehearsal):
     checked = [f"{h}:{p} served to {peer}, refused here" for h, (peer, p) in row.get("firewall", {}).items()]
     print(f"{'firewall':<32} " + ", ".join(checked), flush=True)
 
-    # 2. A second run changes nothing and recreates no container.
+    # 2. A second run changes nothing, recreates no container and only verifies.
     out = r.run("no-op re-run")
     assert all(c["changed"] == 0 and c["failed"] == 0 for c in recap(out).values()), recap(out)
     assert r.engine_containers() == engines
+    # Every host runs what its record says: the re-run only verified.
+    assert re.search(r"Every host \(\d+\) runs what this run would deploy", " ".join(out.split())), "the re-run deployed"
 
     # 3. Teardown leaves no container, unit or file on any host.
     r.run("teardown", "--teardown")
