@@ -172,8 +172,10 @@ benchmark: venv link
 	  $(if $(BENCH_PROFILE),-e benchmark_profile=$(BENCH_PROFILE)) $(if $(BENCH_COMPARE),-e benchmark_compare_to=$(BENCH_COMPARE))
 
 # The collection's own figures in one table (benchmarks/figures.py): plan time of 64 hosts, time to refuse a bad
-# inventory, rollout / bare script, no-op re-run / first run, recovery from a prefill crash, wall(32) / wall(2), hub
-# bytes for 1 and 4 hosts and fan-out throughput. About an hour; BENCH_ARGS='--only plan,refuse' picks steps.
+# inventory, rollout / bare script, no-op re-run / first run, the same with engines that load for DSV4_BENCH_LOAD_S
+# seconds, recovery from a prefill crash, wall and controller CPU at 2, 32 and 64 engine hosts (DSV4_BENCH_SCALE_HOSTS)
+# with the no-op re-run of the largest, hub bytes for 1 and 4 hosts and fan-out throughput. About two hours;
+# BENCH_ARGS='--only plan,refuse' picks steps.
 BENCH_ARGS ?=
 bench: venv link docker base-image rehearsal-image
 	$(BIN)/python benchmarks/figures.py $(BENCH_ARGS)

@@ -11,7 +11,8 @@ Runs, one after the other (the Docker engine is used by one of them at a time):
               scale engine TEST DOUBLE in both), where the engines' load dominates
   recovery    the h200_pd rehearsal, the prefill engine's main process killed: seconds until the recipe's three
               reasoning-mode requests pass through the router again (the guard restarts decode and router)
-  scale       benchmarks/scale_bench.py: gb200_pd_cluster with 2 and 32 engine hosts (stand-in engines)
+  scale       benchmarks/scale_bench.py: gb200_pd_cluster with 2, 32 and 64 engine hosts (DSV4_BENCH_SCALE_HOSTS;
+              stand-in engines), and the no-op re-run of the largest
   weights     tests/hf_cache/test_fanout.py: hub bytes for 1 and 4 hosts, fan-out throughput against the disk
 
     python benchmarks/figures.py [--only plan,refuse,...] [--skip rollout,...]
@@ -158,11 +159,24 @@ def recovery():
 
 
 def scale():
-    return _script("scale_bench.py", "--hosts", "2,32", "--settings", "", patterns={
-        "wall(2 hosts) (s)": r"^\s+2 engine hosts \+ 1 router, \S+\s+wall\s+([\d.]+) s",
-        "wall(32 hosts) (s)": r"^\s+32 engine hosts \+ 1 router, \S+\s+wall\s+([\d.]+) s",
-        "wall(32) / wall(2)": r"wall\(32\) / wall\(2\) = ([\d.]+)",
-        "controller CPU per host (s)": r"controller CPU ([\d.]+) s per host"})
+    """scale_bench.py for the engine host counts of DSV4_BENCH_SCALE_HOSTS (default 2,32,64): wall time and controller
+    CPU per host of each first rollout, wall(N) / wall(smallest), and the no-op re-run of the largest."""
+    counts = sorted(int(n) for n in os.environ.get("DSV4_BENCH_SCALE_HOSTS", "2,32,64").split(","))
+    patterns = {}
+    for n in counts:
+        patterns[f"wall({n} hosts) (s)"] = rf"^\s+{n} engine hosts \+ 1 router, \S+\s+wall\s+([\d.]+) s"
+        patterns[f"controller CPU per host, {n} hosts (s)"] = (
+            rf"^\s+{n} engine hosts \+ 1 router, .*controller CPU\s+[\d.]+ s\s+\(([\d.]+) s/host\)")
+    big = counts[-1]
+    patterns[f"no-op re-run, {big} hosts (s)"] = rf"^\s+{big} engine hosts, no-op re-run wall\s+([\d.]+) s"
+    patterns[f"no-op re-run / first run, {big} hosts"] = rf"^\s+{big} engine hosts, no-op re-run wall.*?\(([\d.]+) of"
+    patterns[f"no-op controller CPU per host, {big} hosts (s)"] = (
+        rf"^\s+{big} engine hosts, no-op re-run .*controller CPU\s+[\d.]+ s\s+\(([\d.]+) s/host\)")
+    found = _script("scale_bench.py", "--hosts", ",".join(map(str, counts)), "--settings", "", patterns=patterns,
+                    echo_from=f"{big} engine hosts, first run")
+    for n in counts[1:]:
+        found[f"wall({n}) / wall({counts[0]})"] = found[f"wall({n} hosts) (s)"] / found[f"wall({counts[0]} hosts) (s)"]
+    return found
 
 
 def weights():
