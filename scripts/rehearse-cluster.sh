@@ -81,16 +81,16 @@ ensure_network() {
 # Each node's systemd takes several inotify instances of the host's (shared) per-user limit. Past it, a node's systemd
 # exits at once with status 255 and no log: 33 nodes need more than the kernel's default of 128.
 ensure_inotify() {
-  local nodes want have
-  nodes=$(wc -w <<<"$NODES")
-  want=$(( 256 + 16 * nodes ))
+  local count want have
+  count=$(wc -w <<<"$NODES")
+  want=$(( 256 + 16 * count ))
   have=$(cat /proc/sys/fs/inotify/max_user_instances 2>/dev/null || echo "$want")
   [ "$have" -ge "$want" ] && return 0
   if [ "$(id -u)" = 0 ] && sysctl -qw "fs.inotify.max_user_instances=$want"; then
-    echo "raised fs.inotify.max_user_instances from $have to $want for $nodes node containers"
+    echo "raised fs.inotify.max_user_instances from $have to $want for $count node containers"
     return 0
   fi
-  echo "fs.inotify.max_user_instances is $have; $nodes node containers need about $want (their systemd exits without" \
+  echo "fs.inotify.max_user_instances is $have; $count node containers need about $want (their systemd exits without" \
     "it). Fix: sudo sysctl -w fs.inotify.max_user_instances=$want" >&2
   exit 1
 }

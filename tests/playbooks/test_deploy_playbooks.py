@@ -57,18 +57,23 @@ def recap_hosts(stdout):
 def test_every_phase_targets_a_plan_group_and_has_its_tag():
     with open(os.path.join(ROOT, "playbooks", "deploy.yml")) as f:
         plays = yaml.safe_load(f)
-    targets = {play["tags"][0]: play["hosts"] for play in plays}
+    # Untagged (always): the plan, the read of each host's record, the record written at the end.
+    assert [play["hosts"] for play in plays if play["tags"] == ["always"]] == [
+        "localhost", "deepseek_v4_hosts:!deepseek_v4_deploy_hosts", "deepseek_v4_record_hosts"]
+    targets = {play["tags"][0]: play["hosts"] for play in plays if play["tags"] != ["always"]}
+    # The phases that change hosts run only where the read found a difference (or tags select them); the
+    # verification runs every time.
+    deploy = ":&deepseek_v4_deploy_hosts"
     assert targets == {
-        "always": "localhost",
-        "preflight": "deepseek_v4_engine_hosts",
-        "rdma": "deepseek_v4_transfer_hosts",
-        "weights": "deepseek_v4_engine_hosts",
-        "firewall": "deepseek_v4_hosts",
-        "engines": "deepseek_v4_engine_hosts",
-        "router": "deepseek_v4_router_hosts",
-        "guard": "deepseek_v4_hosts",
-        "proxy": "deepseek_v4_endpoint_hosts",
-        "monitoring": "deepseek_v4_hosts",
+        "preflight": "deepseek_v4_engine_hosts" + deploy,
+        "rdma": "deepseek_v4_transfer_hosts" + deploy,
+        "weights": "deepseek_v4_engine_hosts" + deploy,
+        "firewall": "deepseek_v4_hosts" + deploy,
+        "router": "deepseek_v4_router_hosts" + deploy,
+        "engines": "deepseek_v4_engine_hosts" + deploy,
+        "guard": "deepseek_v4_hosts" + deploy,
+        "proxy": "deepseek_v4_endpoint_hosts" + deploy,
+        "monitoring": "deepseek_v4_hosts" + deploy,
         "smoke": "deepseek_v4_endpoint_hosts",
         "transport": "deepseek_v4_transfer_hosts",
         "benchmark": "deepseek_v4_endpoint_hosts",
