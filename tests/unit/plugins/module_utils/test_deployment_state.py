@@ -13,13 +13,13 @@ __metaclass__ = type
 import hashlib
 import json
 import os
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from ansible_collections.inference.deepseek_v4.plugins.module_utils import _deployment_state as S
 from ansible_collections.inference.deepseek_v4.plugins.module_utils import _docker_api
+from ansible_collections.inference.deepseek_v4.tests.unit.plugins.modules.module_runner import (
+    http_server, status_handler)
 
 KEY = "k" * 64
 DIGEST_A = "a" * 64
@@ -393,25 +393,10 @@ def test_observe_fails_when_systemctl_show_fails():
 # --- answers_url --------------------------------------------------------------------------------------------------
 
 
-class _Health(BaseHTTPRequestHandler):
-    codes = {"/health": 200, "/starting": 503, "/redirect-ish": 204}
-
-    def do_GET(self):
-        self.send_response(self.codes.get(self.path, 404))
-        self.end_headers()
-
-    def log_message(self, *args):
-        pass
-
-
 @pytest.fixture()
 def health_server():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Health)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield "http://127.0.0.1:{0}".format(server.server_address[1])
-    server.shutdown()
-    server.server_close()
+    with http_server(status_handler({"/health": 200, "/starting": 503, "/redirect-ish": 204})) as url:
+        yield url
 
 
 def test_answers_url_true_on_200(health_server):
@@ -427,10 +412,9 @@ def test_answers_url_false_on_another_2xx(health_server):
 
 
 def test_answers_url_false_when_nothing_listens():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Health)
-    port = server.server_address[1]
-    server.server_close()
-    assert S.answers_url(2)("http://127.0.0.1:{0}/health".format(port)) is False
+    with http_server(status_handler({})) as url:
+        pass
+    assert S.answers_url(2)(url + "/health") is False
 
 
 def test_unit_digest_covers_the_drop_ins(tmp_path):

@@ -2,15 +2,18 @@
 # Copyright: inference.deepseek_v4 maintainers
 # Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)
 """Run a module's main() in-process with the given arguments and return its JSON result; the local image the modules'
-tests run real containers from."""
+tests run real containers from; a real HTTP server on a free loopback port for the health URLs they probe."""
 
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import contextlib
 import json
 import shutil
 import subprocess
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -41,3 +44,28 @@ def local_systemd_image():
                          check=False)
     images = [i for i in out.stdout.split() if "deepseek-v4-systemd" in i] if out.returncode == 0 else []
     return images[0] if images else None
+
+
+@contextlib.contextmanager
+def http_server(handler):
+    """A real HTTP server with HANDLER (a BaseHTTPRequestHandler class) on a free loopback port; yields its base URL."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield "http://127.0.0.1:{0}".format(server.server_address[1])
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def status_handler(codes):
+    """A handler class that answers each path of CODES (path -> HTTP status) with its status, any other with 404."""
+    class _Status(BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(codes.get(self.path, 404))
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+    return _Status

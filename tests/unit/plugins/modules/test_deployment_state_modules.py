@@ -14,8 +14,6 @@ __metaclass__ = type
 import json
 import os
 import stat
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from ansible.module_utils import basic
@@ -23,7 +21,8 @@ from ansible.module_utils import basic
 from ansible_collections.inference.deepseek_v4.plugins.module_utils import _deployment_state as S
 from ansible_collections.inference.deepseek_v4.plugins.module_utils import _docker_api
 from ansible_collections.inference.deepseek_v4.plugins.modules import deployment_state, deployment_state_info
-from ansible_collections.inference.deepseek_v4.tests.unit.plugins.modules.module_runner import run_main
+from ansible_collections.inference.deepseek_v4.tests.unit.plugins.modules.module_runner import (
+    http_server, run_main, status_handler)
 
 KEY = "1" * 64
 NO_RECORD = "no record of a complete rollout on this host"
@@ -219,25 +218,10 @@ def systemd(monkeypatch, tmp_path):
     return {"dir": unit_dir, "active": active}
 
 
-class _Health(BaseHTTPRequestHandler):
-    codes = {"/health": 200, "/starting": 503}
-
-    def do_GET(self):
-        self.send_response(self.codes.get(self.path, 404))
-        self.end_headers()
-
-    def log_message(self, *args):
-        pass
-
-
 @pytest.fixture()
 def health_server():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Health)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield "http://127.0.0.1:{0}".format(server.server_address[1])
-    server.shutdown()
-    server.server_close()
+    with http_server(status_handler({"/health": 200, "/starting": 503})) as url:
+        yield url
 
 
 def test_present_records_existing_containers_with_their_health_urls(host, capsys, docker):

@@ -9,17 +9,16 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import subprocess
-import threading
 import time
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 
 from ansible_collections.inference.deepseek_v4.plugins.module_utils import _service_health as sh
 from ansible_collections.inference.deepseek_v4.plugins.modules import service_health_info
 from ansible_collections.inference.deepseek_v4.tests.unit.plugins.modules.module_runner import (
-    local_systemd_image, run_main)
+    http_server, local_systemd_image, run_main)
 
 
 def _container(status, restarts=0, exit_code=0, oom=False):
@@ -115,12 +114,8 @@ class _Health(BaseHTTPRequestHandler):
 
 @pytest.fixture()
 def health_server():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Health)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield "http://127.0.0.1:{0}/health".format(server.server_address[1])
-    server.shutdown()
-    server.server_close()
+    with http_server(_Health) as url:
+        yield url + "/health"
 
 
 def _run_main(args, capsys):
