@@ -9,17 +9,23 @@ The engines are the scale engine TEST DOUBLE (tests/doubles/scale_engine/): the 
 DSV4_SCALE_ENGINE_READY_S seconds (default 60), then answering as a vLLM engine, so the smoke test passes through the
 real router.
 
+The trays run a node image built here on the base image with the rdma role's packages installed (tag keyed by the
+package list), as DOCA or MLNX OFED trays come: the role's one dpkg-query then finds them and apt is not touched.
+Otherwise 32 containers run apt at once on this machine's cores, which measures the test machine, not the
+controller; --fresh-trays runs the nodes from the bare base image to measure that too.
+
 For each host count and setting: destroy, create the nodes with their doubles (not timed), run the rollout (timed:
 wall time and the CPU seconds of the controller's processes, resource.getrusage(RUSAGE_CHILDREN)), destroy. Prints
 wall(max) / wall(min), CPU seconds per host, and a table of the Ansible settings (forks, pipelining, strategy) at
 the largest host count.
 
-    python benchmarks/scale_bench.py --hosts 2,32 [--settings forks5,forks50,nopipelining,free] [--keep]
+    python benchmarks/scale_bench.py --hosts 2,32 [--settings forks5,forks50,nopipelining,free] [--keep] [--fresh-trays]
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import resource
 import subprocess
@@ -42,6 +48,8 @@ SETTINGS = {
     "free": ({"ANSIBLE_FORKS": "50", "ANSIBLE_STRATEGY": "free"}, []),
 }
 BASE_SETTING = "forks50"
+# --fresh-trays: the nodes from the bare base image (the rdma role installs its packages on each).
+FRESH_TRAYS = False
 
 
 def hosts_yml(engines: int) -> tuple[str, list, list]:
@@ -87,11 +95,34 @@ def generate(engines: int) -> Path:
     return directory
 
 
+def tray_image() -> str:
+    """The base image with the rdma role's packages installed (built once; the tag is keyed by the package list)."""
+    import yaml  # the controller's own virtualenv has it (Ansible needs it)
+
+    packages = yaml.safe_load((ROOT / "roles/rdma/defaults/main.yml").read_text())["rdma_packages"]
+    base = subprocess.run(["bash", "scripts/build-base-image.sh", "--print"], cwd=ROOT, check=True,
+                          capture_output=True, text=True).stdout.strip()
+    key = hashlib.sha256(f"{base} {' '.join(packages)}".encode()).hexdigest()[:12]
+    image = f"localhost/deepseek-v4-scale-tray:{key}"
+    if subprocess.run(["docker", "image", "inspect", image], capture_output=True, check=False).returncode == 0:
+        return image
+    subprocess.run(["bash", "scripts/build-base-image.sh"], cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+    dockerfile = (f"FROM {base}\nRUN apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "
+                  f"--no-install-recommends {' '.join(packages)} && apt-get clean && rm -rf /var/lib/apt/lists/*\n")
+    subprocess.run(["docker", "build", "-q", "--pull=false", "--network", "host", "-t", image, "-"], cwd=ROOT,
+                   input=dockerfile, text=True, check=True, stdout=subprocess.DEVNULL)
+    print(f"built tray image {image} (base image + {', '.join(packages)})", flush=True)
+    return image
+
+
 def base_env(directory: Path) -> dict:
     env = dict(os.environ, ANSIBLE_NOCOLOR="1", TOPOLOGY="gb200_pd_cluster", DSV4_REHEARSAL_DIR=str(directory),
                DSV4_REHEARSAL_NET=NET, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"))
     env.pop("ANSIBLE_FORKS", None)
     env.pop("ANSIBLE_STRATEGY", None)
+    env.pop("DSV4_REHEARSAL_NODE_IMAGE", None)
+    if not FRESH_TRAYS:
+        env["DSV4_REHEARSAL_NODE_IMAGE"] = tray_image()
     subprocess.run(["bash", "tests/doubles/scale_engine/build.sh"], cwd=ROOT, env=env, check=True)
     env["DSV4_REHEARSAL_IMAGE"] = subprocess.run(
         ["bash", "tests/doubles/scale_engine/build.sh", "--print"], cwd=ROOT, env=env, check=True,
@@ -159,13 +190,18 @@ def main() -> None:
     parser.add_argument("--settings", default=",".join(SETTINGS),
                         help=f"Ansible settings compared at the largest count ({', '.join(SETTINGS)})")
     parser.add_argument("--keep", action="store_true", help="leave the last rollout running")
+    parser.add_argument("--fresh-trays", action="store_true",
+                        help="nodes without the RDMA user space: the rdma role installs it on each (apt)")
     args = parser.parse_args()
+    global FRESH_TRAYS  # noqa: PLW0603 - one switch read by base_env
+    FRESH_TRAYS = args.fresh_trays
     counts = sorted(int(n) for n in args.hosts.split(","))
     settings = [s for s in args.settings.split(",") if s]
     unknown = [s for s in settings if s not in SETTINGS]
     if unknown:
         parser.error(f"unknown settings {unknown}")
-    print(f"scale benchmark: engines ready after {os.environ.get('DSV4_SCALE_ENGINE_READY_S', '60')} s", flush=True)
+    print(f"scale benchmark: engines ready after {os.environ.get('DSV4_SCALE_ENGINE_READY_S', '60')} s; trays "
+          f"{'without' if FRESH_TRAYS else 'with'} the RDMA user space installed", flush=True)
     results = {}
     for n in counts:
         results[(n, BASE_SETTING)] = rollout(n, BASE_SETTING, args.keep and n == counts[-1] and not settings,

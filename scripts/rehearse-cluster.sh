@@ -15,7 +15,8 @@
 # network (fixed addresses $NET.<n>) and the Docker socket, so the engines it starts are siblings that join its
 # namespace (container:<node>); NET_ADMIN lets the role cluster_firewall apply its nftables table in that namespace.
 # Nothing is published on this machine's own network. Environment:
-# DSV4_REHEARSAL_IMAGE, ANSIBLE_PLAYBOOK, as scripts/rehearse.sh; DSV4_REHEARSAL_NET, the first three numbers of the
+# DSV4_REHEARSAL_IMAGE, ANSIBLE_PLAYBOOK, as scripts/rehearse.sh; DSV4_REHEARSAL_NODE_IMAGE, the nodes' image
+# (default: the base image of scripts/build-base-image.sh); DSV4_REHEARSAL_NET, the first three numbers of the
 # network's addresses (default: NET_DEFAULT of rehearsal.conf); DSV4_REHEARSAL_DIR, a rehearsal directory kept
 # elsewhere (rehearsal.conf + inventory/, e.g. the N-host one benchmarks/scale_bench.py generates) instead of
 # tests/rehearsal/$TOPOLOGY (TOPOLOGY still names its topology; its reports go to rehearsal-out/$NAME).
@@ -99,6 +100,9 @@ ensure_nodes() {
   local base spec host ip node state
   base=$(bash scripts/build-base-image.sh --print)
   bash scripts/build-base-image.sh >/dev/null
+  # A node image of the caller's, built on the base image (benchmarks/scale_bench.py: trays whose RDMA user space is
+  # installed, as DOCA or MLNX OFED trays come).
+  base=${DSV4_REHEARSAL_NODE_IMAGE:-$base}
   ensure_network
   ensure_inotify
   for spec in $NODES; do
