@@ -8,7 +8,13 @@ bytes of repository files it serves. The real role, module, huggingface_hub and 
 * one host, then four fresh hosts: the Hub serves exactly one copy of the model each time;
 * every host ends with the same verified shards (sha256 of each snapshot file, read in the containers);
 * a second run changes nothing (changed=0 in the recap) and the Hub serves 0 bytes;
-* a truncated shard and a deleted shard on one receiving host come back from the seed: the Hub serves 0 bytes.
+* a truncated shard and a deleted shard on one receiving host come back from the seed: the Hub serves 0 bytes;
+* over SSH (a real sshd in each host, pipelining off) at -vvv with a Hub token the Hub double requires: neither the
+  token nor the run's transfer secret is in the output, the Ansible log, any command line or process environment
+  sampled on the hosts while the run goes, any file or journal of the hosts afterwards; the secret files were 0600
+  root; the seed's daemon listened on its own address only;
+* the controller killed (SIGKILL) as soon as the seed's daemon listens: systemd stops the daemon and removes its
+  secrets within hf_cache_fanout_max_seconds, and the next run completes the copy.
 
 Printed: Hub bytes for 1 and 4 hosts, the fan-out throughput (bytes received by the three receivers / wall time
 of the parallel pull) and this machine's disk write rate (dd of the same size with fsync), for comparison.
@@ -18,12 +24,16 @@ import glob
 import json
 import os
 import re
+import secrets
+import shlex
 import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -83,34 +93,57 @@ def fleet():
         _run(["docker", "network", "rm", network], check=False)
 
 
-def _playbook(fleet, double, repo, hosts, work, verify="size"):
-    """Run the weights phase on HOSTS; (recap {host: counts}, {host: summary}, seconds)."""
+def _run_playbook(inventory_vars, hostvars, work, extra_args=(), env_extra=None, kill_when=None):
+    """ansible-playbook tests/hf_cache/fanout_playbook.yml on HOSTVARS; (process, seconds, out_dir).
+
+    KILL_WHEN: a callable polled while the run goes; when it returns true the controller is killed (SIGKILL), as a
+    controller that dies mid-copy."""
     out_dir = os.path.join(work, "out-" + uuid.uuid4().hex[:6])
     os.makedirs(out_dir)
     inventory = os.path.join(work, "inventory.json")
-    hostvars = {h: {"ansible_connection": "community.docker.docker", "ansible_host": fleet["names"][h],
-                    "ansible_python_interpreter": "/usr/bin/python3"} for h in hosts}
     with open(inventory, "w") as handle:
-        json.dump({"all": {"hosts": hostvars, "vars": {
-            "hf_cache_repo_id": repo.repo_id, "hf_cache_endpoint": double.url, "fanout_out_dir": out_dir,
-            "fanout_verify": verify}}}, handle)
+        json.dump({"all": {"hosts": hostvars, "vars": dict(inventory_vars, fanout_out_dir=out_dir)}}, handle)
     env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=os.path.join(ROOT, ".collections"), ANSIBLE_PIPELINING="true",
                ANSIBLE_HOST_KEY_CHECKING="false", ANSIBLE_FORKS="8", ANSIBLE_NOCOLOR="1")
+    env.update(env_extra or {})
+    argv = [os.path.join(ROOT, ".venv", "bin", "ansible-playbook"), "-i", inventory, *extra_args,
+            os.path.join(ROOT, "tests", "hf_cache", "fanout_playbook.yml")]
     started = time.monotonic()
-    proc = subprocess.run([os.path.join(ROOT, ".venv", "bin", "ansible-playbook"), "-i", inventory,
-                           os.path.join(ROOT, "tests", "hf_cache", "fanout_playbook.yml")],
-                          capture_output=True, text=True, env=env, cwd=ROOT, check=False)
-    seconds = time.monotonic() - started
-    assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-3000:]
+    with open(os.path.join(work, "playbook.out"), "w+") as output:
+        proc = subprocess.Popen(argv, stdout=output, stderr=subprocess.STDOUT, text=True, env=env, cwd=ROOT)
+        while proc.poll() is None:
+            if kill_when is not None and kill_when():
+                proc.kill()
+            time.sleep(0.2)
+        output.seek(0)
+        proc.stdout = output.read()
+    return proc, time.monotonic() - started, out_dir
+
+
+def _playbook(fleet, double, repo, hosts, work, verify="size"):
+    """Run the weights phase on HOSTS; (recap {host: counts}, {host: summary}, seconds)."""
+    hostvars = {h: {"ansible_connection": "community.docker.docker", "ansible_host": fleet["names"][h],
+                    "ansible_python_interpreter": "/usr/bin/python3"} for h in hosts}
+    proc, seconds, out_dir = _run_playbook(
+        {"hf_cache_repo_id": repo.repo_id, "hf_cache_endpoint": double.url, "fanout_verify": verify}, hostvars, work)
+    assert proc.returncode == 0, proc.stdout[-9000:]
+    return _recap(proc.stdout), _summaries(out_dir, hosts, proc.stdout), seconds
+
+
+def _recap(stdout):
     recap = {}
-    for host, counts in re.findall(r"^(\S+)\s+:\s+(ok=.*)$", proc.stdout, re.M):
+    for host, counts in re.findall(r"^(\S+)\s+:\s+(ok=.*)$", stdout, re.M):
         recap[host] = dict((k, int(v)) for k, v in re.findall(r"(\w+)=(\d+)", counts))
+    return recap
+
+
+def _summaries(out_dir, hosts, stdout):
     summaries = {}
     for path in glob.glob(os.path.join(out_dir, "*.json")):
         with open(path) as handle:
             summaries[os.path.basename(path)[:-5]] = json.load(handle)
-    assert sorted(summaries) == sorted(hosts), proc.stdout[-3000:]
-    return recap, summaries, seconds
+    assert sorted(summaries) == sorted(hosts), stdout[-3000:]
+    return summaries
 
 
 def _shards(fleet, host, summary):
@@ -194,3 +227,219 @@ def test_fanout_fetches_one_copy_from_the_hub_whatever_the_number_of_hosts(fleet
     finally:
         shutil.rmtree(work, ignore_errors=True)
         print("\nfanout figures: " + json.dumps(figures))
+
+
+# ------------------------------------------------------------------------------------------ over SSH, at -vvv
+FANOUT_PORT = 8730
+FANOUT_RUN_DIR = "/run/hf-cache-fanout"
+# What a host shows while the run goes, read with docker exec (outside the run's own SSH connections): the fan-out's
+# secret files (mode, owner, content), every process's command line and environment, the listening TCP sockets.
+SAMPLE = (
+    "for f in %s/rsyncd.secrets /run/hf-cache-fanout-client-*/password; do"
+    " [ -f \"$f\" ] && echo \"FILE $(stat -c '%%a %%U' \"$f\") $f $(cat \"$f\")\"; done;"
+    " echo '--- ps'; ps -eo args;"
+    " echo '--- environ'; for e in /proc/[0-9]*/environ; do tr '\\0' '\\n' < \"$e\"; echo; done 2>/dev/null;"
+    " echo '--- listen'; ss -Hltn 2>/dev/null || true" % FANOUT_RUN_DIR)
+
+
+class _Sampler(threading.Thread):
+    """Samples every host (SAMPLE) in a loop until stopped."""
+
+    def __init__(self, names):
+        super().__init__(daemon=True)
+        self.names = names
+        self.samples = []
+        self._done = threading.Event()
+
+    def run(self):
+        while not self._done.is_set():
+            for host, name in self.names.items():
+                out = subprocess.run(["docker", "exec", name, "sh", "-c", SAMPLE], capture_output=True, text=True,
+                                     check=False).stdout
+                self.samples.append((host, out))
+
+    def stop(self):
+        self._done.set()
+        self.join(60)
+
+    def section(self, name):
+        """The text of section NAME (ps, environ, listen) of every sample."""
+        parts = []
+        for _host, out in list(self.samples):
+            for block in out.split("\n--- ")[1:]:
+                title, _, body = block.partition("\n")
+                if title == name:
+                    parts.append(body)
+        return "\n".join(parts)
+
+    def secret_files(self):
+        """{(host, path, mode, owner)} of the secret files seen, and the transfer secret the seed's daemon held."""
+        seen, secret = set(), None
+        for host, out in list(self.samples):
+            for line in out.splitlines():
+                if line.startswith("FILE "):
+                    _f, mode, owner, path, *content = line.split(" ")
+                    seen.add((host, path, mode, owner))
+                    match = re.fullmatch(r"fanout:([A-Za-z0-9]{40})", " ".join(content))
+                    if path.endswith("rsyncd.secrets") and match:
+                        secret = match.group(1)
+        return seen, secret
+
+    def listening(self, host, port):
+        """Local addresses HOST was seen listening on at PORT."""
+        found = set()
+        for sampled, out in list(self.samples):
+            if sampled != host or "\n--- listen\n" not in out:
+                continue
+            for line in out.split("\n--- listen\n", 1)[1].splitlines():
+                fields = line.split()
+                if len(fields) >= 4 and fields[3].rsplit(":", 1)[-1] == str(port):
+                    found.add(fields[3].rsplit(":", 1)[0])
+        return found
+
+
+def _address(name):
+    return _run(["docker", "inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
+                 name]).stdout.strip()
+
+
+@pytest.fixture(scope="module")
+def ssh_fleet(fleet, tmp_path_factory):
+    """The fleet with a real sshd in each host (Debian's openssh-server) and a key for root, as a user's trays."""
+    keydir = tmp_path_factory.mktemp("ssh")
+    key = keydir / "id_ed25519"
+    _run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "dsv4-fanout-test", "-f", str(key)])
+    public = (keydir / "id_ed25519.pub").read_text()
+
+    def prepare(name):
+        _run(["docker", "exec", name, "sh", "-c", "apt-get update -qq && DEBIAN_FRONTEND=noninteractive "
+              "apt-get install -y -qq --no-install-recommends openssh-server >/dev/null"])
+        _run(["docker", "exec", "-i", name, "sh", "-c", "install -d -m 0700 /root/.ssh && cat > "
+              "/root/.ssh/authorized_keys && chmod 0600 /root/.ssh/authorized_keys && systemctl enable --now ssh"],
+             input=public)
+
+    with ThreadPoolExecutor(len(HOSTS)) as pool:
+        list(pool.map(prepare, fleet["names"].values()))
+    addresses = {h: _address(n) for h, n in fleet["names"].items()}
+    yield dict(fleet, key=str(key), addresses=addresses)
+
+
+def _ssh_hostvars(ssh_fleet):
+    return {h: {"ansible_connection": "ssh", "ansible_host": ssh_fleet["addresses"][h], "ansible_user": "root",
+                "ansible_ssh_private_key_file": ssh_fleet["key"],
+                "ansible_ssh_common_args": "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null",
+                "ansible_python_interpreter": "/usr/bin/python3"} for h in HOSTS}
+
+
+def _files_holding(name, values):
+    """Files of host NAME holding one of VALUES (grep over its whole filesystem, the journal's files included)."""
+    patterns = " ".join("-e %s" % shlex.quote(v) for v in values)
+    script = ("find / \\( -path /proc -o -path /sys -o -path /dev \\) -prune -o -type f -print0"
+              " | xargs -0 -r grep -lsF %s -- || true" % patterns)
+    return [p for p in _run(["docker", "exec", name, "sh", "-c", script]).stdout.splitlines() if p]
+
+
+def test_fanout_over_ssh_at_vvv_shows_no_secret(ssh_fleet, tmp_path):
+    """The weights phase with the fan-out on, over SSH (pipelining off, so every module is a file copied over), at
+    -vvv, with a Hub token the Hub double requires: neither the token nor the run's transfer secret is in the output,
+    the Ansible log, any process's command line or environment on any host while the run goes, or any file of any
+    host afterwards; the secret files were 0600 root while they existed and are gone; the daemon listened on the
+    seed's address only."""
+    names = ssh_fleet["names"]
+    for name in names.values():
+        _run(["docker", "exec", name, "rm", "-rf", CACHE])
+    token = "hf_dsv4scan" + secrets.token_hex(12)
+    vault = tmp_path / "vault.yml"
+    vault.write_text("hf_cache_token: %s\n" % token)
+    vault.chmod(0o600)
+    log = tmp_path / "ansible.log"
+    repo = GeneratedRepo("test-org/fanout-ssh-model", shards=6, shard_size=8 * MIB)
+    sampler = _Sampler(names)
+    with HubDouble([repo], host=ssh_fleet["gateway"], token=token) as double:
+        sampler.start()
+        try:
+            proc, _seconds, out_dir = _run_playbook(
+                {"hf_cache_repo_id": repo.repo_id, "hf_cache_endpoint": double.url}, _ssh_hostvars(ssh_fleet),
+                str(tmp_path), extra_args=["-vvv", "-e", "@%s" % vault],
+                env_extra={"ANSIBLE_LOG_PATH": str(log), "ANSIBLE_PIPELINING": "false"})
+        finally:
+            sampler.stop()
+        assert proc.returncode == 0, proc.stdout[-9000:]
+        # The token was needed (the double refuses requests without it) and one copy came from the Hub.
+        assert double.bytes_served() == repo.total_size
+    summaries = _summaries(out_dir, HOSTS, proc.stdout)
+    assert {h: s["seed"] for h, s in summaries.items()} == {h: "h1" for h in HOSTS}
+    expected = _shards(ssh_fleet, "h1", summaries["h1"])
+    assert all(_shards(ssh_fleet, h, summaries[h]) == expected for h in HOSTS)
+    assert all(int(summaries[h]["fanout_bytes_received"]) > 0 for h in HOSTS[1:]), summaries
+
+    # The run went over SSH, verbosely, with modules copied as files.
+    assert "ESTABLISH SSH CONNECTION FOR USER: root" in proc.stdout and "SSH: EXEC" in proc.stdout
+    assert "PUT " in proc.stdout, "pipelining was on: no module was copied as a file"
+
+    seen, transfer = sampler.secret_files()
+    assert transfer, "the sampler never saw the daemon's secrets file: %s" % sorted(seen)
+    values = {"hf_cache_token": token, "the transfer secret": transfer}
+    leaks = {where: sorted(n for n, v in values.items() if v in text) for where, text in (
+        ("the -vvv output", proc.stdout), ("the Ansible log", log.read_text(errors="replace")),
+        ("a command line", sampler.section("ps")), ("a process environment", sampler.section("environ")))}
+    assert {w: n for w, n in leaks.items() if n} == {}, "secrets shown"
+    assert {(path, mode, owner) for _h, path, mode, owner in seen} <= {
+        ("%s/rsyncd.secrets" % FANOUT_RUN_DIR, "600", "root"),
+        ("/run/hf-cache-fanout-client-%d/password" % FANOUT_PORT, "600", "root")}, seen
+    assert any(path.endswith("/password") for _h, path, _m, _o in seen), "no receiver's password file was seen"
+    print("\nSSH -vvv scan: %d host samples, %d output bytes; secret files seen (0600 root): %s"
+          % (len(sampler.samples), len(proc.stdout), sorted({(h, p) for h, p, _m, _o in seen})))
+
+    # The daemon bound the seed's address, nothing wider, and is gone with its files; no host keeps a secret.
+    assert sampler.listening("h1", FANOUT_PORT) == {ssh_fleet["addresses"]["h1"]}
+    for host, name in names.items():
+        assert _files_holding(name, values.values()) == [], host
+        journal = _run(["docker", "exec", name, "journalctl", "--no-pager", "-o", "cat"]).stdout
+        assert not [n for n, v in values.items() if v in journal], "%s: the journal shows a secret" % host
+        left = _run(["docker", "exec", name, "sh", "-c", "ls -d /run/hf-cache-fanout* 2>/dev/null; "
+                     "pgrep -a rsync || true"]).stdout.strip()
+        assert left == "", "%s: %s" % (host, left)
+
+
+def test_the_daemon_stops_by_itself_when_the_controller_dies(fleet, tmp_path):
+    """The controller is killed (SIGKILL) as soon as the seed's daemon listens: within hf_cache_fanout_max_seconds
+    the daemon is stopped by systemd and its secrets file is gone; the next run completes the copy."""
+    names = fleet["names"]
+    for name in names.values():
+        _run(["docker", "exec", name, "rm", "-rf", CACHE])
+    repo = GeneratedRepo("test-org/fanout-kill-model", shards=4, shard_size=8 * MIB)
+    hostvars = {h: {"ansible_connection": "community.docker.docker", "ansible_host": names[h],
+                    "ansible_python_interpreter": "/usr/bin/python3"} for h in HOSTS}
+    limit = 20
+    sampler = _Sampler({"h1": names["h1"]})
+    with HubDouble([repo], host=fleet["gateway"]) as double:
+        settings = {"hf_cache_repo_id": repo.repo_id, "hf_cache_endpoint": double.url,
+                    "hf_cache_fanout_max_seconds": limit}
+        sampler.start()
+        try:
+            proc, _s, _o = _run_playbook(settings, hostvars, str(tmp_path),
+                                         kill_when=lambda: bool(sampler.listening("h1", FANOUT_PORT)))
+            killed_at = time.monotonic()
+        finally:
+            sampler.stop()
+        assert proc.returncode == -9, "the run ended before the daemon listened: " + proc.stdout[-3000:]
+        state = ""
+        while time.monotonic() - killed_at < limit + 30:
+            state = _run(["docker", "exec", names["h1"], "sh", "-c",
+                          "ss -Hltn 'sport = :%d'; ls -d %s 2>/dev/null; true" % (FANOUT_PORT, FANOUT_RUN_DIR)]
+                         ).stdout.strip()
+            if not state:
+                break
+            time.sleep(1)
+        stopped_after = time.monotonic() - killed_at
+        assert state == "", "still there %.0f s after the controller died: %s" % (stopped_after, state)
+        assert stopped_after <= limit + 5
+        print("\nfanout daemon stopped %.1f s after the controller died (limit %d s)" % (stopped_after, limit))
+
+        # The next run finds the hosts without the weights and completes the copy from a new daemon.
+        proc, _s, out_dir = _run_playbook(settings, hostvars, str(tmp_path))
+        assert proc.returncode == 0, proc.stdout[-6000:]
+        summaries = _summaries(out_dir, HOSTS, proc.stdout)
+        expected = _shards(fleet, "h1", summaries["h1"])
+        assert all(_shards(fleet, h, summaries[h]) == expected for h in HOSTS)
