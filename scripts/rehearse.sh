@@ -55,9 +55,10 @@ node_running() {
   [ "$(docker inspect -f '{{.State.Running}}' "$NODE" 2>/dev/null || true)" = "true" ]
 }
 
-# A node started by an older version of this script lacks the shared $DATA_DIR: it is started again.
+# A node started by an older version of this script lacks the shared $DATA_DIR or NET_ADMIN: it is started again.
 node_current() {
-  node_running && docker inspect -f '{{range .Mounts}}{{.Destination}} {{end}}' "$NODE" | grep -qw -- "$DATA_DIR"
+  node_running && docker inspect -f '{{range .Mounts}}{{.Destination}} {{end}}' "$NODE" | grep -qw -- "$DATA_DIR" \
+    && docker inspect -f '{{.HostConfig.CapAdd}}' "$NODE" | grep -q NET_ADMIN
 }
 
 ensure_node() {
@@ -70,9 +71,12 @@ ensure_node() {
     # Like a host after a Docker daemon restart, the node comes back (with its systemd units) by its restart policy.
     # The node drives the Docker engine of this machine, so a path the roles write on the node and an engine mounts
     # (the Hugging Face cache, the engines' kernel caches) must be the same directory on both: $DATA_DIR is shared.
+    # NET_ADMIN: the role cluster_firewall applies the plan's nftables table (the engines' Mooncake bootstrap ports,
+    # which vLLM binds on every address, limited to the node's own addresses) in the network namespace the node
+    # shares with this machine; the teardown removes it.
     mkdir -p "$DATA_DIR"
     docker run -d --name "$NODE" --restart unless-stopped \
-      --network host \
+      --network host --cap-add NET_ADMIN \
       --tmpfs /run --tmpfs /run/lock \
       -v /sys/fs/cgroup:/sys/fs/cgroup:ro \
       -v /var/run/docker.sock:/var/run/docker.sock \

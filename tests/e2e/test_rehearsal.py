@@ -3,7 +3,8 @@
 From a clean state: a dry run (`--check --diff`: it fails nowhere and starts nothing), roll out (GPU preflight
 and RDMA checks against the node's hardware doubles, engines, router, smoke test), check the smoke test passed
 through the router with the answer checks of a real deployment, re-run (changed=0; it only verifies, the host being
-what its record says), edit the router unit by hand (the next run says so and restores it), re-run every phase
+what its record says; the Mooncake bootstrap ports, which vLLM binds on every address, answer loopback and not another
+host), edit the router unit by hand (the next run says so and restores it), re-run every phase
 (changed=0), a dry run on the deployed endpoint (changed=0), change one decode flag and check that only the decode container was recreated, tear down
 and check that no container, unit or file is left. The rehearsal is destroyed before and after, also when a step
 fails. Wall times of the steps are printed (`pytest -rP` shows them).
@@ -92,6 +93,23 @@ def assert_hardened_units():
     assert standby["ActiveState"] == "inactive" and standby["UnitFileState"] in ("static", "disabled"), standby
 
 
+def assert_bootstrap_ports_limited():
+    """vLLM's Mooncake bootstrap server (and the rehearsal engine's double of it) binds every address: the plan turns
+    the cluster firewall on for h200_pd, whose table admits the bootstrap ports from the node's own addresses only.
+    From this machine's loopback the prefill's bootstrap port answers; from a container on Docker's default bridge,
+    through the bridge's gateway (an address of this machine), it does not."""
+    table = _run(["docker", "exec", NODE, "nft", "list", "table", "inet", "deepseek_v4"])
+    assert table.returncode == 0, "no cluster firewall table on the node: " + table.stderr
+    assert "8998" in table.stdout and "9889" in table.stdout, table.stdout
+    probe = "import socket,sys; socket.create_connection((sys.argv[1], int(sys.argv[2])), 3).close()"
+    local = _run(["docker", "exec", NODE, "python3", "-c", probe, "127.0.0.1", "8998"])
+    assert local.returncode == 0, "the bootstrap port does not answer on loopback: " + local.stderr
+    gateway = _run(["docker", "network", "inspect", "bridge", "-f", "{{(index .IPAM.Config 0).Gateway}}"]).stdout.strip()
+    base = _run(["bash", str(ROOT / "scripts" / "build-base-image.sh"), "--print"]).stdout.strip()
+    outside = _run(["docker", "run", "--rm", "--network", "bridge", base, "python3", "-c", probe, gateway, "8998"])
+    assert outside.returncode != 0, f"the bootstrap port answers another host's address ({gateway}:8998)"
+
+
 def flat(out):
     """Playbook output with its whitespace runs (the callback's line wrapping) made single spaces."""
     return " ".join(out.split())
@@ -171,6 +189,7 @@ def test_rehearsal_rollout_rerun_change_teardown(clean_rehearsal):
     assert prefill_id and decode_id
     assert_rdma_without_privileged(out)
     assert_hardened_units()
+    assert_bootstrap_ports_limited()
 
     # 2. A second run changes nothing, and only verifies: the host runs what its first rollout recorded, so the
     #    changing phases find no host; the smoke test still probes the endpoint.
@@ -223,3 +242,5 @@ def test_rehearsal_rollout_rerun_change_teardown(clean_rehearsal):
     assert ROUTER_UNIT not in units
     assert not SUMMARY.exists()
     assert rollout_containers() == [], f"containers left: {rollout_containers()}"
+    assert _run(["docker", "exec", NODE, "nft", "list", "table", "inet", "deepseek_v4"]).returncode != 0, \
+        "the teardown left the cluster firewall table"

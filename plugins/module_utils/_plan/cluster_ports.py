@@ -2,8 +2,10 @@
 # Copyright: inference.deepseek_v4 contributors
 # Apache License 2.0 (see LICENSE)
 """The plan's ``cluster_ports`` section: on each engine host, the ports and ranges that only the plan's own hosts may
-reach (the engines' API, KV transfer, data-parallel RPC and collective ports), and the addresses of those hosts. The
-role cluster_firewall renders its nftables table from it (roles/cluster_firewall/README.md)."""
+reach (the engines' API, KV transfer, data-parallel RPC and collective ports), each with the address its program
+binds, and the addresses of those hosts. The role cluster_firewall renders its nftables table from it
+(roles/cluster_firewall/README.md). It is on where a data-parallel pool spans hosts, and on a single host where a port
+binds wider than loopback (vLLM's Mooncake bootstrap server binds every address, with no setting to change it)."""
 
 from __future__ import annotations
 
@@ -19,9 +21,29 @@ if TYPE_CHECKING:
 LIMITED_KINDS = ("engine", "lmcache")
 
 
-def _entry(service: str, name: str, first: int, last: int, variable: Optional[str], source: str) -> dict[str, Any]:
+def _entry(service: str, name: str, first: int, last: int, variable: Optional[str], source: str,
+           binds: str) -> dict[str, Any]:
     return {"service": service, "name": name, "first": int(first), "last": int(last), "variable": variable,
-            "api": name == "api", "source": source}
+            "api": name == "api", "source": source, "binds": binds}
+
+
+def binds(svc: dict[str, Any], port: str) -> str:
+    """The address SVC's program binds PORT on (profiles.PORT_BINDS): its argv flag's or environment variable's value,
+    else the program's own default."""
+    flag, env, default = P.PORT_BINDS.get(port, (None, None, P.ANY_ADDRESS))
+    value = svc["env"].get(env) if env else None
+    if flag:
+        for i, token in enumerate(svc["argv"]):
+            if token == flag and i + 1 < len(svc["argv"]):
+                value = svc["argv"][i + 1]
+            elif str(token).startswith(flag + "="):
+                value = str(token).split("=", 1)[1]
+    return str(value if value is not None else default)
+
+
+def wide(address: str) -> bool:
+    """Whether a program bound to ADDRESS is reachable from other hosts (anything but loopback)."""
+    return address not in P.LOOPBACK_NAMES
 
 
 def _host_entries(b: Build, name: str, host: dict[str, Any], services: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -29,22 +51,28 @@ def _host_entries(b: Build, name: str, host: dict[str, Any], services: list[dict
     data-parallel pool spans hosts, the pool's RPC port where the recipe does not write one (vLLM's default) and the
     range its collectives bind."""
     limited = {x["name"]: x for x in services if x["host"] == name and x["kind"] in LIMITED_KINDS}
-    out = [_entry(p["service"], p["name"], p["first"], p["last"], p["variable"], "service")
+    out = [_entry(p["service"], p["name"], p["first"], p["last"], p["variable"], "service",
+                  binds(limited[p["service"]], p["name"]))
            for p in host["ports"] if p["service"] in limited]
     if b.topology["multi_node"]:
         for svc in (x for x in limited.values() if x["kind"] == "engine"):
             if "dp_rpc" not in svc["ports"]:
                 out.append(_entry(svc["name"], "dp_rpc", P.VLLM_DEFAULT_DP_RPC_PORT, P.VLLM_DEFAULT_DP_RPC_PORT,
-                                  None, "vllm_default"))
+                                  None, "vllm_default", binds(svc, "dp_rpc")))
             first, last = P.COLLECTIVE_PORTS
-            out.append(_entry(svc["name"], "collective", first, last, None, "ephemeral"))
+            out.append(_entry(svc["name"], "collective", first, last, None, "ephemeral", P.ANY_ADDRESS))
     return out
 
 
 def section(b: Build, hosts: dict[str, dict[str, Any]], services: list[dict[str, Any]]) -> dict[str, Any]:
     """``cluster_ports`` of the plan document (docs/plan-format.md)."""
     limited = {name: _host_entries(b, name, host, services) for name, host in hosts.items()}
-    return {"enabled": bool(b.topology["multi_node"]),
+    bound_wide = sorted({"%s %s" % (e["service"], e["name"]) for entries in limited.values() for e in entries
+                         if wide(e["binds"])})
+    return {"enabled": bool(b.topology["multi_node"] or bound_wide),
+            "why": ("the data-parallel pools span hosts" if b.topology["multi_node"] else
+                    "bound to every address: %s" % ", ".join(bound_wide) if bound_wide else
+                    "every limited port binds loopback"),
             "addresses": sorted({host["address"] for host in hosts.values()}),
             "collective": {"first": P.COLLECTIVE_PORTS[0], "last": P.COLLECTIVE_PORTS[1],
                            "sysctl": P.COLLECTIVE_PORTS_SYSCTL},

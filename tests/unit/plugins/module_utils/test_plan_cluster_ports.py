@@ -44,12 +44,47 @@ def test_multi_node_dep_publishes_vllms_default_rpc_port():
         assert section["hosts"][host][1]["source"] == "vllm_default"
 
 
-def test_single_host_topologies_are_off_and_list_no_collective_range():
-    result = build_plan({"topology": "h200_pd"}, [{"name": "h", "groups": ["prefill", "decode", "router"],
-                                                   "address": "10.0.0.11"}])
-    section = result["cluster_ports"]
-    assert section["enabled"] is False
-    assert [e["name"] for e in section["hosts"]["h"]] == ["api", "mooncake_bootstrap", "api", "mooncake_bootstrap"]
+def single_host(topology, **host):
+    return build_plan({"topology": topology}, [
+        dict(host, name="h", groups=["prefill", "decode", "router", "serving"], address="10.0.0.11")])["cluster_ports"]
+
+
+def test_a_single_host_with_a_port_bound_to_every_address_is_on_and_lists_no_collective_range():
+    """vLLM's Mooncake bootstrap server binds every address whatever the settings: h200_pd limits it to the host."""
+    section = single_host("h200_pd")
+    assert section["enabled"] is True
+    assert section["why"] == ("bound to every address: deepseek-v4-decode mooncake_bootstrap, "
+                              "deepseek-v4-prefill mooncake_bootstrap")
+    assert section["addresses"] == ["10.0.0.11"]
+    assert [(e["name"], e["first"], e["binds"]) for e in section["hosts"]["h"]] == [
+        ("api", 8000, "127.0.0.1"), ("mooncake_bootstrap", 8998, "0.0.0.0"),
+        ("api", 8001, "127.0.0.1"), ("mooncake_bootstrap", 9889, "0.0.0.0")]
+
+
+def test_single_host_topologies_whose_ports_bind_loopback_are_off():
+    for topology in ("h200_pd_nixl", "lmcache_tp8", "single_node"):
+        section = single_host(topology)
+        assert section["enabled"] is False, topology
+        assert section["why"] == "every limited port binds loopback", topology
+        assert all(e["binds"] in ("127.0.0.1", "localhost") for e in section["hosts"]["h"]), section
+        assert not any(e["name"] == "collective" for e in section["hosts"]["h"])
+    nixl = single_host("h200_pd_nixl")["hosts"]["h"]
+    assert [(e["name"], e["binds"]) for e in nixl if e["name"] != "api"] == [
+        ("nixl_side_channel", "localhost"), ("nixl_side_channel", "localhost")]
+    lmcache = single_host("lmcache_tp8")["hosts"]["h"]
+    assert {(e["name"], e["binds"]) for e in lmcache} >= {("lmcache_zmq", "localhost"), ("lmcache_http", "127.0.0.1")}
+
+
+def test_an_engine_api_bound_wider_turns_a_single_host_on():
+    section = single_host("single_node", engine_bind_address="0.0.0.0")
+    assert section["enabled"] is True and section["why"] == "bound to every address: deepseek-v4-engine api"
+
+
+def test_the_multi_host_entries_say_what_they_bind():
+    section = build_plan({"topology": "gb200_pd_cluster"}, gb200_hosts())["cluster_ports"]
+    assert section["why"] == "the data-parallel pools span hosts"
+    assert [(e["name"], e["binds"]) for e in section["hosts"]["p1"]] == [
+        ("api", "10.0.1.11"), ("nixl_side_channel", "10.0.1.11"), ("dp_rpc", "0.0.0.0"), ("collective", "0.0.0.0")]
 
 
 def test_the_section_leaves_every_service_hash_alone():
