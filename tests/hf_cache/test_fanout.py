@@ -267,7 +267,7 @@ class _Sampler(threading.Thread):
         parts = []
         for _host, out in list(self.samples):
             for block in out.split("\n--- ")[1:]:
-                title, _, body = block.partition("\n")
+                title, _sep, body = block.partition("\n")
                 if title == name:
                     parts.append(body)
         return "\n".join(parts)
