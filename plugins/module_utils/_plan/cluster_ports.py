@@ -71,7 +71,7 @@ def section(b: Build, hosts: dict[str, dict[str, Any]], services: list[dict[str,
                          if wide(e["binds"])})
     return {"enabled": bool(b.topology["multi_node"] or bound_wide),
             "why": ("the data-parallel pools span hosts" if b.topology["multi_node"] else
-                    "bound to every address: %s" % ", ".join(bound_wide) if bound_wide else
+                    "bound wider than loopback: %s" % ", ".join(bound_wide) if bound_wide else
                     "every limited port binds loopback"),
             "addresses": sorted({host["address"] for host in hosts.values()}),
             "collective": {"first": P.COLLECTIVE_PORTS[0], "last": P.COLLECTIVE_PORTS[1],

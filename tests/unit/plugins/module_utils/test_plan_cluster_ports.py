@@ -53,7 +53,7 @@ def test_a_single_host_with_a_port_bound_to_every_address_is_on_and_lists_no_col
     """vLLM's Mooncake bootstrap server binds every address whatever the settings: h200_pd limits it to the host."""
     section = single_host("h200_pd")
     assert section["enabled"] is True
-    assert section["why"] == ("bound to every address: deepseek-v4-decode mooncake_bootstrap, "
+    assert section["why"] == ("bound wider than loopback: deepseek-v4-decode mooncake_bootstrap, "
                               "deepseek-v4-prefill mooncake_bootstrap")
     assert section["addresses"] == ["10.0.0.11"]
     assert [(e["name"], e["first"], e["binds"]) for e in section["hosts"]["h"]] == [
@@ -77,7 +77,7 @@ def test_single_host_topologies_whose_ports_bind_loopback_are_off():
 
 def test_an_engine_api_bound_wider_turns_a_single_host_on():
     section = single_host("single_node", engine_bind_address="0.0.0.0")
-    assert section["enabled"] is True and section["why"] == "bound to every address: deepseek-v4-engine api"
+    assert section["enabled"] is True and section["why"] == "bound wider than loopback: deepseek-v4-engine api"
 
 
 def test_the_multi_host_entries_say_what_they_bind():
