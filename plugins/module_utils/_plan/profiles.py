@@ -429,26 +429,6 @@ LMCACHE_DEFAULT_PORTS = {"zmq": 5555, "http": 8080}
 VLLM_DEFAULT_DP_RPC_PORT = 29550
 COLLECTIVE_PORTS = (32768, 60999)
 COLLECTIVE_PORTS_SYSCTL = "net.ipv4.ip_local_port_range"
-# Where the program behind each named port listens when the plan does not say (plan section cluster_ports, each
-# entry's ``binds``): (argv flag, environment variable, the program's default). vLLM's API: --host, every address by
-# default. vLLM's Mooncake bootstrap server: every address, no setting. vLLM's NIXL side channel:
-# VLLM_NIXL_SIDE_CHANNEL_HOST, localhost by default. LMCache's MP server: --host, localhost by default (its request
-# port), --http-host. vllm-router (and its standby, the same argv on other ports): --host and --prometheus-host,
-# 127.0.0.1 by default. A port not listed (the data-parallel RPC port, the collective range) is taken to bind every
-# address, the safe assumption.
-ANY_ADDRESS = "0.0.0.0"
-LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
-PORT_BINDS = {
-    "api": ("--host", None, ANY_ADDRESS),
-    "mooncake_bootstrap": (None, None, ANY_ADDRESS),
-    "nixl_side_channel": (None, "VLLM_NIXL_SIDE_CHANNEL_HOST", "localhost"),
-    "lmcache_zmq": ("--host", None, "localhost"),
-    "lmcache_http": ("--http-host", None, ANY_ADDRESS),
-    "router": ("--host", None, "127.0.0.1"),
-    "router_metrics": ("--prometheus-host", None, "127.0.0.1"),
-    "router_standby": ("--host", None, "127.0.0.1"),
-    "router_standby_metrics": ("--prometheus-host", None, "127.0.0.1"),
-}
 
 # ---------------------------------------------------------------------------------------------------- environment
 ENV = {
@@ -603,6 +583,28 @@ MODEL_MAX_LEN = 1048576
 # ---------------------------------------------------------------------------------------------------- security
 LOOPBACK = "127.0.0.1"
 ALL_INTERFACES = ("0.0.0.0", "::", "[::]", "")
+ANY_ADDRESS = ALL_INTERFACES[0]
+LOOPBACK_NAMES = (LOOPBACK, "localhost", "::1")
+# Where the program behind each named port listens when the plan does not say (plan section cluster_ports, each
+# entry's ``binds``; render.scrape_targets finds the metrics endpoints with it too): (argv flag, environment
+# variable, the program's default). vLLM's API: --host, every address by default. vLLM's Mooncake bootstrap server:
+# every address, no setting. vLLM's NIXL side channel: VLLM_NIXL_SIDE_CHANNEL_HOST, localhost by default. LMCache's
+# MP server: --host, localhost by default (its request port); --http-host, 127.0.0.1 by default (its HTTP server,
+# /metrics included). vllm-router (and its standby, the same argv on other ports): --host and --prometheus-host,
+# 127.0.0.1 by default. A port not listed (the data-parallel RPC port, the collective range) is taken to bind every
+# address, the safe assumption.
+PORT_BINDS = {
+    "api": ("--host", None, ANY_ADDRESS),
+    "mooncake_bootstrap": (None, None, ANY_ADDRESS),
+    "nixl_side_channel": (None, "VLLM_NIXL_SIDE_CHANNEL_HOST", "localhost"),
+    "lmcache_zmq": ("--host", None, "localhost"),
+    "lmcache_http": ("--http-host", None, LOOPBACK),
+    "router": ("--host", None, LOOPBACK),
+    "router_metrics": ("--prometheus-host", None, LOOPBACK),
+    "router_standby": ("--host", None, LOOPBACK),
+    "router_standby_metrics": ("--prometheus-host", None, LOOPBACK),
+}
+
 # What the plan adds to the recipes' commands so that nothing listens wider than it must (README "Security"): per
 # service kind, the flag and why. The golden tests remove exactly these from the rendered commands (and say so); any
 # other difference from the source documents still fails them.

@@ -185,26 +185,14 @@ def _api_key(b: Build, services: list[dict[str, Any]]) -> dict[str, Any]:
             "router_sends": any(x["secret_args"] for x in services if x["kind"] == "router")}
 
 
-# Where each kind of service serves its Prometheus metrics: the port (a key of the service's ports), the path, the
-# flag of its argv that names the listen address and the program's own default when the flag is absent (vllm-router's
-# --prometheus-host, LMCache's --http-host: /metrics is served by its HTTP server). A kind not listed has none.
+# Where each kind of service serves its Prometheus metrics: the port (a key of the service's ports) and the path. The
+# address it listens on is the port's (cluster_ports.binds, profiles.PORT_BINDS: vllm-router's --prometheus-host,
+# LMCache's --http-host, whose HTTP server serves /metrics). A kind not listed has none.
 METRICS_ENDPOINTS = {
-    "engine": {"port": "api", "path": "/metrics", "bind_flag": "--host", "bind_default": "0.0.0.0"},
-    "router": {"port": "router_metrics", "path": "/metrics", "bind_flag": "--prometheus-host",
-               "bind_default": P.LOOPBACK},
-    "lmcache": {"port": "lmcache_http", "path": "/metrics", "bind_flag": "--http-host", "bind_default": P.LOOPBACK},
+    "engine": {"port": "api", "path": "/metrics"},
+    "router": {"port": "router_metrics", "path": "/metrics"},
+    "lmcache": {"port": "lmcache_http", "path": "/metrics"},
 }
-
-
-def _flag_value(argv: list[Any], flag: str, default: Any) -> str:
-    """The value the last ``flag VALUE`` or ``flag=VALUE`` of argv gives, else default."""
-    value = default
-    for i, token in enumerate(argv):
-        if token == flag and i + 1 < len(argv):
-            value = argv[i + 1]
-        elif str(token).startswith(flag + "="):
-            value = str(token).split("=", 1)[1]
-    return str(value)
 
 
 def scrape_targets(topology: str, hosts: dict[str, dict[str, Any]],
@@ -217,7 +205,7 @@ def scrape_targets(topology: str, hosts: dict[str, dict[str, Any]],
         endpoint = METRICS_ENDPOINTS.get(svc["kind"])
         if endpoint is None or endpoint["port"] not in svc["ports"]:
             continue
-        bind = _flag_value(svc["argv"], endpoint["bind_flag"], endpoint["bind_default"])
+        bind = cluster_ports.binds(svc, endpoint["port"])
         address = hosts[svc["host"]]["address"] if bind in P.ALL_INTERFACES else bind
         address = "[%s]" % address if ":" in address and not address.startswith("[") else address
         groups.append({"targets": ["%s:%d" % (address, int(svc["ports"][endpoint["port"]]))],
