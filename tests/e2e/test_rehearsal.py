@@ -101,6 +101,8 @@ def assert_bootstrap_ports_limited():
     table = _run(["docker", "exec", NODE, "nft", "list", "table", "inet", "deepseek_v4"])
     assert table.returncode == 0, "no cluster firewall table on the node: " + table.stderr
     assert "8998" in table.stdout and "9889" in table.stdout, table.stdout
+    # Mooncake's transfer engine handshake: a random port of 15000-17000 on every address, limited the same way.
+    assert "15000-17000" in table.stdout, table.stdout
     probe = "import socket,sys; socket.create_connection((sys.argv[1], int(sys.argv[2])), 3).close()"
     local = _run(["docker", "exec", NODE, "python3", "-c", probe, "127.0.0.1", "8998"])
     assert local.returncode == 0, "the bootstrap port does not answer on loopback: " + local.stderr

@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import shlex
 import socket
 import subprocess
 import sys
@@ -29,6 +28,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import hostscan
 import pytest
 from rehearsal_lib import REQUIRE, ROOT, _env, _run, _unavailable, rehearse
 
@@ -43,8 +43,6 @@ SCAN_DIR = OUT / "secret-scan"
 # only where the plan gives the router secret flags (a vllm-router that sends the key; not 0.1.17), and the Hub
 # token file hf_cache writes only with hf_cache_store_token.
 ALLOWED_NODE_FILES = {"/etc/deepseek-v4/deepseek-v4-router.env", "/var/lib/deepseek-v4-rehearsal/hf-cache/token"}
-# Filesystems of the node not worth reading (kernel views, the Docker engine's socket).
-NODE_SKIP = ("/proc", "/sys", "/dev", "/var/run/docker.sock", "/run/docker.sock")
 
 
 def _secrets():
@@ -60,8 +58,7 @@ def _vars_file(tmp_path, values):
     return path
 
 
-def _leaks(text, values):
-    return sorted(name for name, value in values.items() if value in text)
+_leaks = hostscan.leaks
 
 
 def _files_holding(root, values):
@@ -77,18 +74,9 @@ def _files_holding(root, values):
 
 
 def _node_files_holding(values):
-    """{path: mode} of every file of the node holding a secret (grep over its whole filesystem, the journal too)."""
-    prune = " -o ".join("-path %s" % shlex.quote(p) for p in NODE_SKIP)
-    patterns = " ".join("-e %s" % shlex.quote(v) for v in values.values())
-    script = ("find / \\( %s \\) -prune -o -type f -print0 | xargs -0 -r grep -lsF %s -- || true" % (prune, patterns))
-    result = _run(["docker", "exec", NODE, "sh", "-c", script])
-    assert result.returncode == 0, result.stderr
-    paths = [p for p in result.stdout.splitlines() if p]
-    modes = {}
-    for path in paths:
-        stat = _run(["docker", "exec", NODE, "stat", "-c", "%a %U", path]).stdout.split()
-        modes[path] = stat
-    return modes
+    """{path: [mode, owner]} of every file of the node holding a secret (grep over its whole filesystem, the journal
+    too)."""
+    return hostscan.modes(NODE, hostscan.files_holding(NODE, values.values()))
 
 
 def _non_loopback_address():

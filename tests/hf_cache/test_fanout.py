@@ -13,8 +13,9 @@ bytes of repository files it serves. The real role, module, huggingface_hub and 
   token nor the run's transfer secret is in the output, the Ansible log, any command line or process environment
   sampled on the hosts while the run goes, any file or journal of the hosts afterwards; the secret files were 0600
   root; the seed's daemon listened on its own address only;
-* the controller killed (SIGKILL) as soon as the seed's daemon listens: systemd stops the daemon and removes its
-  secrets within hf_cache_fanout_max_seconds, and the next run completes the copy.
+* the controller killed (SIGKILL) once the receivers hold their password files: systemd stops the seed's daemon and
+  removes its secrets, and the receivers' timers remove their password files, within hf_cache_fanout_max_seconds;
+  the next run completes the copy, and so does a run started at once after such a kill.
 
 Printed: Hub bytes for 1 and 4 hosts, the fan-out throughput (bytes received by the three receivers / wall time
 of the parallel pull) and this machine's disk write rate (dd of the same size with fsync), for comparison.
@@ -25,12 +26,10 @@ import json
 import os
 import re
 import secrets
-import shlex
 import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -41,6 +40,7 @@ ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 sys.path.insert(0, os.path.join(ROOT, "tests", "doubles"))
 
 from hf_hub_server import GeneratedRepo, HubDouble  # noqa: E402
+from hostscan import FANOUT_PORT, FANOUT_RUN_DIR, HostSampler, files_holding  # noqa: E402
 
 pytestmark = [pytest.mark.slow, pytest.mark.docker]
 
@@ -230,74 +230,6 @@ def test_fanout_fetches_one_copy_from_the_hub_whatever_the_number_of_hosts(fleet
 
 
 # ------------------------------------------------------------------------------------------ over SSH, at -vvv
-FANOUT_PORT = 8730
-FANOUT_RUN_DIR = "/run/hf-cache-fanout"
-# What a host shows while the run goes, read with docker exec (outside the run's own SSH connections): the fan-out's
-# secret files (mode, owner, content), every process's command line and environment, the listening TCP sockets.
-SAMPLE = (
-    "for f in %s/rsyncd.secrets /run/hf-cache-fanout-client-*/password; do"
-    " [ -f \"$f\" ] && echo \"FILE $(stat -c '%%a %%U' \"$f\") $f $(cat \"$f\")\"; done;"
-    " echo '--- ps'; ps -eo args;"
-    " echo '--- environ'; for e in /proc/[0-9]*/environ; do tr '\\0' '\\n' < \"$e\"; echo; done 2>/dev/null;"
-    " echo '--- listen'; ss -Hltn 2>/dev/null || true" % FANOUT_RUN_DIR)
-
-
-class _Sampler(threading.Thread):
-    """Samples every host (SAMPLE) in a loop until stopped."""
-
-    def __init__(self, names):
-        super().__init__(daemon=True)
-        self.names = names
-        self.samples = []
-        self._done = threading.Event()
-
-    def run(self):
-        while not self._done.is_set():
-            for host, name in self.names.items():
-                out = subprocess.run(["docker", "exec", name, "sh", "-c", SAMPLE], capture_output=True, text=True,
-                                     check=False).stdout
-                self.samples.append((host, out))
-
-    def stop(self):
-        self._done.set()
-        self.join(60)
-
-    def section(self, name):
-        """The text of section NAME (ps, environ, listen) of every sample."""
-        parts = []
-        for _host, out in list(self.samples):
-            for block in out.split("\n--- ")[1:]:
-                title, _sep, body = block.partition("\n")
-                if title == name:
-                    parts.append(body)
-        return "\n".join(parts)
-
-    def secret_files(self):
-        """{(host, path, mode, owner)} of the secret files seen, and the transfer secret the seed's daemon held."""
-        seen, secret = set(), None
-        for host, out in list(self.samples):
-            for line in out.splitlines():
-                if line.startswith("FILE "):
-                    _f, mode, owner, path, *content = line.split(" ")
-                    seen.add((host, path, mode, owner))
-                    match = re.fullmatch(r"fanout:([A-Za-z0-9]{40})", " ".join(content))
-                    if path.endswith("rsyncd.secrets") and match:
-                        secret = match.group(1)
-        return seen, secret
-
-    def listening(self, host, port):
-        """Local addresses HOST was seen listening on at PORT."""
-        found = set()
-        for sampled, out in list(self.samples):
-            if sampled != host or "\n--- listen\n" not in out:
-                continue
-            for line in out.split("\n--- listen\n", 1)[1].splitlines():
-                fields = line.split()
-                if len(fields) >= 4 and fields[3].rsplit(":", 1)[-1] == str(port):
-                    found.add(fields[3].rsplit(":", 1)[0])
-        return found
-
-
 def _address(name):
     return _run(["docker", "inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
                  name]).stdout.strip()
@@ -331,14 +263,6 @@ def _ssh_hostvars(ssh_fleet):
                 "ansible_python_interpreter": "/usr/bin/python3"} for h in HOSTS}
 
 
-def _files_holding(name, values):
-    """Files of host NAME holding one of VALUES (grep over its whole filesystem, the journal's files included)."""
-    patterns = " ".join("-e %s" % shlex.quote(v) for v in values)
-    script = ("find / \\( -path /proc -o -path /sys -o -path /dev \\) -prune -o -type f -print0"
-              " | xargs -0 -r grep -lsF %s -- || true" % patterns)
-    return [p for p in _run(["docker", "exec", name, "sh", "-c", script]).stdout.splitlines() if p]
-
-
 def test_fanout_over_ssh_at_vvv_shows_no_secret(ssh_fleet, tmp_path):
     """The weights phase with the fan-out on, over SSH (pipelining off, so every module is a file copied over), at
     -vvv, with a Hub token the Hub double requires: neither the token nor the run's transfer secret is in the output,
@@ -354,7 +278,7 @@ def test_fanout_over_ssh_at_vvv_shows_no_secret(ssh_fleet, tmp_path):
     vault.chmod(0o600)
     log = tmp_path / "ansible.log"
     repo = GeneratedRepo("test-org/fanout-ssh-model", shards=6, shard_size=8 * MIB)
-    sampler = _Sampler(names)
+    sampler = HostSampler(names)
     with HubDouble([repo], host=ssh_fleet["gateway"], token=token) as double:
         sampler.start()
         try:
@@ -394,7 +318,7 @@ def test_fanout_over_ssh_at_vvv_shows_no_secret(ssh_fleet, tmp_path):
     # The daemon bound the seed's address, nothing wider, and is gone with its files; no host keeps a secret.
     assert sampler.listening("h1", FANOUT_PORT) == {ssh_fleet["addresses"]["h1"]}
     for host, name in names.items():
-        assert _files_holding(name, values.values()) == [], host
+        assert files_holding(name, values.values()) == [], host
         journal = _run(["docker", "exec", name, "journalctl", "--no-pager", "-o", "cat"]).stdout
         assert not [n for n, v in values.items() if v in journal], "%s: the journal shows a secret" % host
         left = _run(["docker", "exec", name, "sh", "-c", "ls -d /run/hf-cache-fanout* 2>/dev/null; "
@@ -402,9 +326,21 @@ def test_fanout_over_ssh_at_vvv_shows_no_secret(ssh_fleet, tmp_path):
         assert left == "", "%s: %s" % (host, left)
 
 
-def test_the_daemon_stops_by_itself_when_the_controller_dies(fleet, tmp_path):
-    """The controller is killed (SIGKILL) as soon as the seed's daemon listens: within hf_cache_fanout_max_seconds
-    the daemon is stopped by systemd and its secrets file is gone; the next run completes the copy."""
+def _left_on(names, hosts):
+    """{host: what the fan-out left there}: its listening port, the daemon's and the receivers' runtime directories,
+    rsync processes, its transient units (the daemon, the password files' removal timers)."""
+    script = ("ss -Hltn 'sport = :%d'; ls -d /run/hf-cache-fanout* 2>/dev/null; pgrep -a rsync; "
+              "systemctl list-units --all --no-legend --plain 'hf-cache-fanout*' | grep -v ' inactive ' ; true"
+              % FANOUT_PORT)
+    left = {h: _run(["docker", "exec", names[h], "sh", "-c", script]).stdout.strip() for h in hosts}
+    return {h: v for h, v in left.items() if v}
+
+
+def test_what_a_dead_controller_left_goes_by_itself(fleet, tmp_path):
+    """The controller is killed (SIGKILL) once the receivers hold their password files and the seed's daemon listens.
+    Within hf_cache_fanout_max_seconds systemd stops the daemon and removes its secrets, and the receivers' timers
+    remove their password files; the next run completes the copy. Killed the same way again, a run started at once
+    (the daemon and the timers still there) completes the copy too and leaves nothing behind."""
     names = fleet["names"]
     for name in names.values():
         _run(["docker", "exec", name, "rm", "-rf", CACHE])
@@ -412,30 +348,34 @@ def test_the_daemon_stops_by_itself_when_the_controller_dies(fleet, tmp_path):
     hostvars = {h: {"ansible_connection": "community.docker.docker", "ansible_host": names[h],
                     "ansible_python_interpreter": "/usr/bin/python3"} for h in HOSTS}
     limit = 20
-    sampler = _Sampler({"h1": names["h1"]})
+    output = os.path.join(str(tmp_path), "playbook.out")
+
+    def pulling():
+        # The task after the password files: every receiver wrote its file, the daemon listens.
+        with open(output, errors="replace") as handle:
+            return "Pull the repository folder from the seed" in handle.read()
+
+    def killed_run(settings):
+        proc = _run_playbook(settings, hostvars, str(tmp_path), kill_when=pulling)[0]
+        assert proc.returncode == -9, "the run ended before the pull: " + proc.stdout[-3000:]
+        left = _left_on(names, HOSTS)
+        assert "/run/hf-cache-fanout" in left.get("h1", ""), left
+        assert all("/run/hf-cache-fanout-client-%d" % FANOUT_PORT in left.get(h, "") for h in HOSTS[1:]), left
+        return time.monotonic()
+
     with HubDouble([repo], host=fleet["gateway"]) as double:
         settings = {"hf_cache_repo_id": repo.repo_id, "hf_cache_endpoint": double.url,
                     "hf_cache_fanout_max_seconds": limit}
-        sampler.start()
-        try:
-            proc, _s, _o = _run_playbook(settings, hostvars, str(tmp_path),
-                                         kill_when=lambda: bool(sampler.listening("h1", FANOUT_PORT)))
-            killed_at = time.monotonic()
-        finally:
-            sampler.stop()
-        assert proc.returncode == -9, "the run ended before the daemon listened: " + proc.stdout[-3000:]
-        state = ""
-        while time.monotonic() - killed_at < limit + 30:
-            state = _run(["docker", "exec", names["h1"], "sh", "-c",
-                          "ss -Hltn 'sport = :%d'; ls -d %s 2>/dev/null; true" % (FANOUT_PORT, FANOUT_RUN_DIR)]
-                         ).stdout.strip()
-            if not state:
-                break
+        killed_at = killed_run(settings)
+        left = _left_on(names, HOSTS)
+        while left and time.monotonic() - killed_at < limit + 30:
             time.sleep(1)
+            left = _left_on(names, HOSTS)
         stopped_after = time.monotonic() - killed_at
-        assert state == "", "still there %.0f s after the controller died: %s" % (stopped_after, state)
+        assert left == {}, "still there %.0f s after the controller died: %s" % (stopped_after, left)
         assert stopped_after <= limit + 5
-        print("\nfanout daemon stopped %.1f s after the controller died (limit %d s)" % (stopped_after, limit))
+        print("\nfanout: daemon, secrets and password files gone %.1f s after the controller died (limit %d s)"
+              % (stopped_after, limit))
 
         # The next run finds the hosts without the weights and completes the copy from a new daemon.
         proc, _s, out_dir = _run_playbook(settings, hostvars, str(tmp_path))
@@ -443,3 +383,15 @@ def test_the_daemon_stops_by_itself_when_the_controller_dies(fleet, tmp_path):
         summaries = _summaries(out_dir, HOSTS, proc.stdout)
         expected = _shards(fleet, "h1", summaries["h1"])
         assert all(_shards(fleet, h, summaries[h]) == expected for h in HOSTS)
+
+        # Killed again, and run again at once: what the dead run left is stopped first, the copy completes, and
+        # nothing is left (no daemon, timer, password file) to fire into a later run.
+        for name in list(names.values())[1:]:
+            _run(["docker", "exec", name, "rm", "-rf", CACHE])
+        killed_run(settings)
+        proc, _s, out_dir = _run_playbook(settings, hostvars, str(tmp_path))
+        assert proc.returncode == 0, proc.stdout[-6000:]
+        summaries = _summaries(out_dir, HOSTS, proc.stdout)
+        assert all(_shards(fleet, h, summaries[h]) == expected for h in HOSTS)
+        assert all(int(summaries[h]["fanout_bytes_received"]) > 0 for h in HOSTS[1:]), summaries
+        assert _left_on(names, HOSTS) == {}

@@ -2,7 +2,8 @@
 # Copyright: inference.deepseek_v4 contributors
 # Apache License 2.0 (see LICENSE)
 """The plan's ``cluster_ports`` section: on each engine host, the ports and ranges that only the plan's own hosts may
-reach (the engines' API, KV transfer, data-parallel RPC and collective ports), each with the address its program
+reach (the engines' API, KV transfer (Mooncake's transfer engine handshake range included), data-parallel RPC and
+collective ports), each with the address its program
 binds, and the addresses of those hosts. The role cluster_firewall renders its nftables table from it
 (roles/cluster_firewall/README.md). It is on where a data-parallel pool spans hosts, and on a single host where a port
 binds wider than loopback (vLLM's Mooncake bootstrap server binds every address, with no setting to change it)."""
@@ -47,13 +48,18 @@ def wide(address: str) -> bool:
 
 
 def _host_entries(b: Build, name: str, host: dict[str, Any], services: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Every limited port of one host: its engines' and LMCache servers' own ports (hosts[host].ports), then, where a
+    """Every limited port of one host: its engines' and LMCache servers' own ports (hosts[host].ports), the range of
+    the Mooncake transfer engine's handshake where the engine moves KV with Mooncake, then, where a
     data-parallel pool spans hosts, the pool's RPC port where the recipe does not write one (vLLM's default) and the
     range its collectives bind."""
     limited = {x["name"]: x for x in services if x["host"] == name and x["kind"] in LIMITED_KINDS}
     out = [_entry(p["service"], p["name"], p["first"], p["last"], p["variable"], "service",
                   binds(limited[p["service"]], p["name"]))
            for p in host["ports"] if p["service"] in limited]
+    for svc in (x for x in limited.values() if x["kind"] == "engine" and "mooncake_bootstrap" in x["ports"]):
+        first, last = P.MOONCAKE_HANDSHAKE_PORTS
+        out.append(_entry(svc["name"], "mooncake_handshake", first, last, None, "mooncake_default",
+                          binds(svc, "mooncake_handshake")))
     if b.topology["multi_node"]:
         for svc in (x for x in limited.values() if x["kind"] == "engine"):
             if "dp_rpc" not in svc["ports"]:

@@ -427,6 +427,10 @@ LMCACHE_DEFAULT_PORTS = {"zmq": 5555, "http": 8080}
 # writes none, and the ports NCCL, Gloo, UCX and vLLM's data-parallel process groups bind, which are any free port of
 # the kernel's ephemeral range (net.ipv4.ip_local_port_range; Linux's default 32768-60999).
 VLLM_DEFAULT_DP_RPC_PORT = 29550
+# Where the KV connector is Mooncake, its transfer engine's handshake listener (P2PHANDSHAKE, as vLLM's Mooncake
+# connector starts it): a free port Mooncake picks at random in 15000-17000 (its findAvailableTcpPort), bound on every
+# address; one per engine worker, with no setting to move or narrow it.
+MOONCAKE_HANDSHAKE_PORTS = (15000, 17000)
 COLLECTIVE_PORTS = (32768, 60999)
 COLLECTIVE_PORTS_SYSCTL = "net.ipv4.ip_local_port_range"
 
@@ -587,8 +591,8 @@ ANY_ADDRESS = ALL_INTERFACES[0]
 LOOPBACK_NAMES = (LOOPBACK, "localhost", "::1")
 # Where the program behind each named port listens when the plan does not say (plan section cluster_ports, each
 # entry's ``binds``; render.scrape_targets finds the metrics endpoints with it too): (argv flag, environment
-# variable, the program's default). vLLM's API: --host, every address by default. vLLM's Mooncake bootstrap server:
-# every address, no setting. vLLM's NIXL side channel: VLLM_NIXL_SIDE_CHANNEL_HOST, localhost by default. LMCache's
+# variable, the program's default). vLLM's API: --host, every address by default. vLLM's Mooncake bootstrap server and
+# Mooncake's transfer engine handshake: every address, no setting. vLLM's NIXL side channel: VLLM_NIXL_SIDE_CHANNEL_HOST, localhost by default. LMCache's
 # MP server: --host, localhost by default (its request port); --http-host, 127.0.0.1 by default (its HTTP server,
 # /metrics included). vllm-router (and its standby, the same argv on other ports): --host and --prometheus-host,
 # 127.0.0.1 by default. A port not listed (the data-parallel RPC port, the collective range) is taken to bind every
@@ -596,6 +600,7 @@ LOOPBACK_NAMES = (LOOPBACK, "localhost", "::1")
 PORT_BINDS = {
     "api": ("--host", None, ANY_ADDRESS),
     "mooncake_bootstrap": (None, None, ANY_ADDRESS),
+    "mooncake_handshake": (None, None, ANY_ADDRESS),
     "nixl_side_channel": (None, "VLLM_NIXL_SIDE_CHANNEL_HOST", "localhost"),
     "lmcache_zmq": ("--host", None, "localhost"),
     "lmcache_http": ("--http-host", None, LOOPBACK),

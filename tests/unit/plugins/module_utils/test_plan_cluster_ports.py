@@ -50,15 +50,26 @@ def single_host(topology, **host):
 
 
 def test_a_single_host_with_a_port_bound_to_every_address_is_on_and_lists_no_collective_range():
-    """vLLM's Mooncake bootstrap server binds every address whatever the settings: h200_pd limits it to the host."""
+    """vLLM's Mooncake bootstrap server and Mooncake's transfer engine handshake bind every address whatever the
+    settings: h200_pd limits them to the host."""
     section = single_host("h200_pd")
     assert section["enabled"] is True
-    assert section["why"] == ("bound wider than loopback: deepseek-v4-decode mooncake_bootstrap, "
-                              "deepseek-v4-prefill mooncake_bootstrap")
+    assert section["why"] == ("bound wider than loopback: deepseek-v4-decode mooncake_bootstrap, deepseek-v4-decode "
+                              "mooncake_handshake, deepseek-v4-prefill mooncake_bootstrap, deepseek-v4-prefill "
+                              "mooncake_handshake")
     assert section["addresses"] == ["10.0.0.11"]
-    assert [(e["name"], e["first"], e["binds"]) for e in section["hosts"]["h"]] == [
-        ("api", 8000, "127.0.0.1"), ("mooncake_bootstrap", 8998, "0.0.0.0"),
-        ("api", 8001, "127.0.0.1"), ("mooncake_bootstrap", 9889, "0.0.0.0")]
+    assert [(e["name"], e["first"], e["last"], e["binds"], e["source"]) for e in section["hosts"]["h"]] == [
+        ("api", 8000, 8000, "127.0.0.1", "service"), ("mooncake_bootstrap", 8998, 8998, "0.0.0.0", "service"),
+        ("api", 8001, 8001, "127.0.0.1", "service"), ("mooncake_bootstrap", 9889, 9889, "0.0.0.0", "service"),
+        ("mooncake_handshake", 15000, 17000, "0.0.0.0", "mooncake_default"),
+        ("mooncake_handshake", 15000, 17000, "0.0.0.0", "mooncake_default")]
+
+
+def test_nixl_engines_list_no_mooncake_handshake():
+    for topology in ("h200_pd_nixl", "single_node", "lmcache_tp8"):
+        assert not any(e["name"] == "mooncake_handshake" for e in single_host(topology)["hosts"]["h"]), topology
+    section = build_plan({"topology": "gb200_pd_cluster"}, gb200_hosts())["cluster_ports"]
+    assert not any(e["name"] == "mooncake_handshake" for entries in section["hosts"].values() for e in entries)
 
 
 def test_single_host_topologies_whose_ports_bind_loopback_are_off():
