@@ -207,6 +207,7 @@ def test_multi_host_rollout_over_ssh_at_vvv_shows_no_secret(ssh_nodes, tmp_path,
                               values) == []
         env = "\n".join(inspect["Config"]["Env"])
         assert hostscan.leaks(env, values) == ["deepseek_v4_api_key"], "the key, and only it, in the environment"
+    seen_files = sorted({(h, p) for h, p, _m, _o in seen})
+    held = {h: sorted(f) for h, f in found.items()}
     print("\nSSH -vvv multi-host scan: %d node samples, %d output bytes; secret files seen: %s; files holding a "
-          "secret (0600 root): %s" % (len(sampler.samples), len(out), sorted({(h, p) for h, p, _m, _o in seen}),
-                                       {h: sorted(f) for h, f in found.items()}))
+          "secret (0600 root): %s" % (len(sampler.samples), len(out), seen_files, held))
