@@ -84,10 +84,12 @@ class HostSampler(threading.Thread):
         seen, secret = set(), None
         for host, out in list(self.samples):
             for line in out.splitlines():
-                if line.startswith("FILE "):
-                    _f, mode, owner, path, *content = line.split(" ")
+                # A file removed between the test and stat prints no mode: not a sighting.
+                found = re.fullmatch(r"FILE (\d+) (\S+) (\S+) ?(.*)", line)
+                if found:
+                    mode, owner, path, content = found.groups()
                     seen.add((host, path, mode, owner))
-                    match = re.fullmatch(r"fanout:([A-Za-z0-9]{40})", " ".join(content))
+                    match = re.fullmatch(r"fanout:([A-Za-z0-9]{40})", content)
                     if path.endswith("rsyncd.secrets") and match:
                         secret = match.group(1)
         return seen, secret
