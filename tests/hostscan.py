@@ -5,7 +5,7 @@ connections. Shared by the secret scans (tests/e2e/test_secret_scan*.py) and the
 * HostSampler: samples every host in a loop while a run goes: the fan-out's secret files (mode, owner, content),
   every process's command line and environment, the listening TCP sockets.
 * files_holding: the files of a host holding one of some values (grep over its whole filesystem, journal included).
-* leaks: which named values a text shows.
+* leaks: which named values a text shows; forms: the values with their escaped forms, to look for both.
 """
 
 from __future__ import annotations
@@ -29,6 +29,16 @@ SAMPLE = (
 
 def _run(argv, **kw):
     return subprocess.run(argv, capture_output=True, text=True, check=False, **kw)
+
+
+def forms(values):
+    """VALUES ({name: value}) with the regular-expression-escaped form of each value where it differs (as nginx's key
+    map holds a bearer key: Jinja's regex_escape), so that a grep also finds a secret stored escaped."""
+    out = dict(values)
+    for name, value in values.items():
+        if value and re.escape(value) != value:
+            out[name + " (regex-escaped)"] = re.escape(value)
+    return out
 
 
 def leaks(text, values):

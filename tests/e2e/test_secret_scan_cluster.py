@@ -14,7 +14,8 @@ them:
 
 While the run goes, a sampler reads every node through `docker exec` (outside the run's connections): the fan-out's
 secret files with their mode, every process's command line and environment, the listening sockets; it catches the
-run's transfer secret. Then none of the three secrets is in the -vvv output, the Ansible log, any sampled command
+run's transfer secret. Then none of the three secrets, as given or regex-escaped (as the proxy's key map stores a
+key), is in the -vvv output, the Ansible log, any sampled command
 line or process environment, any node's journal, the engines' logs and command lines, any file under rehearsal-out/
 or the plan directory, or any file of any node (grep over the whole filesystem) except the files that must hold one,
 each 0600 root: the proxy's key map and upstream header, the guard's configuration. The engines hold the key in their
@@ -167,6 +168,8 @@ def test_multi_host_rollout_over_ssh_at_vvv_shows_no_secret(ssh_nodes, tmp_path,
     assert {(m, o) for _h, _p, m, o in seen} == {("600", "root")}, seen
     assert sampler.listening("h200-node-1", hostscan.FANOUT_PORT) == {NET + ".11"}
     values["the fan-out's transfer secret"] = transfer
+    # Each secret as given and as a file may store it escaped (the proxy's key map: a regular expression).
+    values = hostscan.forms(values)
 
     # The endpoint: the proxy over TLS with the key answers the recipe's client example; without it, 401.
     assert seed_requests_pass(PROXY + "/v1", api_key=values["deepseek_v4_api_key"], verify=False)
@@ -206,7 +209,7 @@ def test_multi_host_rollout_over_ssh_at_vvv_shows_no_secret(ssh_nodes, tmp_path,
         assert hostscan.leaks(json.dumps([inspect["Args"], inspect["Config"]["Cmd"], inspect["Config"]["Labels"]]),
                               values) == []
         env = "\n".join(inspect["Config"]["Env"])
-        assert hostscan.leaks(env, values) == ["deepseek_v4_api_key"], "the key, and only it, in the environment"
+        assert hostscan.leaks(env, values) == ["deepseek_v4_api_key"], "the key, as given and only it, in the environment"
     seen_files = sorted({(h, p) for h, p, _m, _o in seen})
     held = {h: sorted(f) for h, f in found.items()}
     print("\nSSH -vvv multi-host scan: %d node samples, %d output bytes; secret files seen: %s; files holding a "
