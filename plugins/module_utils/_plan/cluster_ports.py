@@ -3,10 +3,10 @@
 # Apache License 2.0 (see LICENSE)
 """The plan's ``cluster_ports`` section: on each engine host, the ports and ranges that only the plan's own hosts may
 reach (the engines' API, KV transfer (Mooncake's transfer engine handshake range included), data-parallel RPC and
-collective ports), each with the address its program
-binds, and the addresses of those hosts. The role cluster_firewall renders its nftables table from it
-(roles/cluster_firewall/README.md). It is on where a data-parallel pool spans hosts, and on a single host where a port
-binds wider than loopback (vLLM's Mooncake bootstrap server binds every address, with no setting to change it)."""
+collective ports), each with the address its program binds, and the addresses of those hosts. The role
+cluster_firewall renders its nftables table from it (roles/cluster_firewall/README.md). It is on where a
+data-parallel pool spans hosts, and on a single host where a port binds wider than loopback (vLLM's Mooncake
+bootstrap server binds every address, with no setting to change it)."""
 
 from __future__ import annotations
 
@@ -49,8 +49,8 @@ def wide(address: str) -> bool:
 
 def _host_entries(b: Build, name: str, host: dict[str, Any], services: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Every limited port of one host: its engines' and LMCache servers' own ports (hosts[host].ports), the range of
-    the Mooncake transfer engine's handshake where the engine moves KV with Mooncake, then, where a
-    data-parallel pool spans hosts, the pool's RPC port where the recipe does not write one (vLLM's default) and the
+    the Mooncake transfer engine's handshake where the engine moves KV with Mooncake, then, where a data-parallel pool
+    spans hosts, the pool's RPC port where the recipe does not write one (vLLM's default) and the
     range its collectives bind."""
     limited = {x["name"]: x for x in services if x["host"] == name and x["kind"] in LIMITED_KINDS}
     out = [_entry(p["service"], p["name"], p["first"], p["last"], p["variable"], "service",

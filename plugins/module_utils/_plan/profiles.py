@@ -590,13 +590,13 @@ ALL_INTERFACES = ("0.0.0.0", "::", "[::]", "")
 ANY_ADDRESS = ALL_INTERFACES[0]
 LOOPBACK_NAMES = (LOOPBACK, "localhost", "::1")
 # Where the program behind each named port listens when the plan does not say (plan section cluster_ports, each
-# entry's ``binds``; render.scrape_targets finds the metrics endpoints with it too): (argv flag, environment
-# variable, the program's default). vLLM's API: --host, every address by default. vLLM's Mooncake bootstrap server and
-# Mooncake's transfer engine handshake: every address, no setting. vLLM's NIXL side channel: VLLM_NIXL_SIDE_CHANNEL_HOST, localhost by default. LMCache's
-# MP server: --host, localhost by default (its request port); --http-host, 127.0.0.1 by default (its HTTP server,
-# /metrics included). vllm-router (and its standby, the same argv on other ports): --host and --prometheus-host,
-# 127.0.0.1 by default. A port not listed (the data-parallel RPC port, the collective range) is taken to bind every
-# address, the safe assumption.
+# entry's ``binds``; render.scrape_targets finds the metrics endpoints with it too): (argv flag, environment variable,
+# the program's default). vLLM's API: --host, every address by default. vLLM's Mooncake bootstrap server and
+# Mooncake's transfer engine handshake: every address, no setting. vLLM's NIXL side channel:
+# VLLM_NIXL_SIDE_CHANNEL_HOST, localhost by default. LMCache's MP server: --host, localhost by default (its request
+# port); --http-host, 127.0.0.1 by default (its HTTP server, /metrics included). vllm-router (and its standby, the
+# same argv on other ports): --host and --prometheus-host, 127.0.0.1 by default. A port not listed (the data-parallel
+# RPC port, the collective range) is taken to bind every address, the safe assumption.
 PORT_BINDS = {
     "api": ("--host", None, ANY_ADDRESS),
     "mooncake_bootstrap": (None, None, ANY_ADDRESS),
