@@ -4,7 +4,8 @@ connections. Shared by the secret scans (tests/e2e/test_secret_scan*.py) and the
 
 * HostSampler: samples every host in a loop while a run goes: the fan-out's secret files (mode, owner, content),
   every process's command line and environment, the listening TCP sockets.
-* files_holding: the files of a host holding one of some values (grep over its whole filesystem, journal included).
+* files_holding: the files of a host holding one of some values (grep over its whole filesystem, journal included);
+  local_files_holding: the same under a directory of this machine.
 * leaks: which named values a text shows; forms: the values with their escaped forms, to look for both.
 """
 
@@ -14,6 +15,7 @@ import re
 import shlex
 import subprocess
 import threading
+from pathlib import Path
 
 FANOUT_PORT = 8730
 FANOUT_RUN_DIR = "/run/hf-cache-fanout"
@@ -54,6 +56,18 @@ def files_holding(container, values, skip=SKIP):
     result = _run(["docker", "exec", container, "sh", "-c", script])
     assert result.returncode == 0, result.stderr
     return [p for p in result.stdout.splitlines() if p]
+
+
+def local_files_holding(root, values):
+    """{path: names of the VALUES it holds} of the files under ROOT, a directory of this machine (none: {})."""
+    found = {}
+    for path in Path(root).rglob("*") if Path(root).is_dir() else ():
+        if path.is_file() and not path.is_symlink():
+            data = path.read_bytes()
+            names = sorted(n for n, v in values.items() if v.encode() in data)
+            if names:
+                found[str(path)] = names
+    return found
 
 
 def modes(container, paths):

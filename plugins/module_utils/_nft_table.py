@@ -12,6 +12,8 @@ __metaclass__ = type
 import os
 from typing import TYPE_CHECKING, Any
 
+from ansible_collections.inference.deepseek_v4.plugins.module_utils import _files
+
 if TYPE_CHECKING:
     from ansible.module_utils.basic import AnsibleModule
 
@@ -23,18 +25,6 @@ def differs(path: str, content: str) -> bool:
             return handle.read() != content.encode("utf-8")
     except FileNotFoundError:
         return True
-
-
-def write(module: AnsibleModule, path: str, content: str) -> None:
-    """Write CONTENT to PATH (0644, root's) through a temporary file and an atomic move."""
-    directory = os.path.dirname(path)
-    if directory and not os.path.isdir(directory):
-        os.makedirs(directory, 0o755)
-    temp = path + ".tmp"
-    with os.fdopen(os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644), "w") as handle:
-        handle.write(content)
-    module.atomic_move(temp, path)
-    os.chmod(path, 0o644)
 
 
 def live_table(module: AnsibleModule, nft: str, family: str, table: str) -> str:
@@ -85,11 +75,11 @@ def run(module: AnsibleModule) -> None:
     if module.check_mode or not result["changed"]:
         module.exit_json(**result)
     if result["file_changed"]:
-        write(module, p["path"], p["content"])
+        _files.write_atomic(module, p["path"], p["content"], 0o644)
     if result["applied"]:
         _must(module, [nft, "-f", p["path"]], "Applying the table")
     if result["unit_changed"]:
-        write(module, unit_path, p["unit_content"])
+        _files.write_atomic(module, unit_path, p["unit_content"], 0o644)
         _must(module, [systemctl, "daemon-reload"], "Reloading systemd")
     if not enabled:
         _must(module, [systemctl, "enable", "--quiet", p["unit_name"]], "Enabling the unit")

@@ -103,7 +103,7 @@ import json
 import os
 from typing import TYPE_CHECKING
 
-from ansible_collections.inference.deepseek_v4.plugins.module_utils import _deployment_state, _docker_api
+from ansible_collections.inference.deepseek_v4.plugins.module_utils import _deployment_state, _docker_api, _files
 
 if TYPE_CHECKING:
     from ansible.module_utils.basic import AnsibleModule
@@ -119,17 +119,6 @@ ARGUMENT_SPEC = dict(
     paths=dict(type="list", elements="path", default=[]),
     health_urls=dict(type="dict", default={}),
 )
-
-
-def _write(module: AnsibleModule, path: str, text: str) -> None:
-    directory = os.path.dirname(path)
-    if directory and not os.path.isdir(directory):
-        os.makedirs(directory, 0o755)
-    temp = path + ".tmp"
-    with os.fdopen(os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as handle:
-        handle.write(text)
-    module.atomic_move(temp, path)
-    os.chmod(path, 0o600)
 
 
 def run(module: AnsibleModule) -> None:
@@ -153,7 +142,7 @@ def run(module: AnsibleModule) -> None:
     mode_ok = old is None or (os.stat(path).st_mode & 0o777) == 0o600
     changed = text != old or not mode_ok
     if changed and not module.check_mode:
-        _write(module, path, text)
+        _files.write_atomic(module, path, text, 0o600)
     module.exit_json(changed=changed, record=record)
 
 

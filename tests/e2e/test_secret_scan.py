@@ -61,16 +61,7 @@ def _vars_file(tmp_path, values):
 _leaks = hostscan.leaks
 
 
-def _files_holding(root, values):
-    """{path: names of the secrets it holds} under a directory of this machine."""
-    found = {}
-    for path in Path(root).rglob("*"):
-        if path.is_file() and not path.is_symlink():
-            data = path.read_bytes()
-            names = sorted(n for n, v in values.items() if v.encode() in data)
-            if names:
-                found[str(path)] = names
-    return found
+_files_holding = hostscan.local_files_holding
 
 
 def _node_files_holding(values):

@@ -35,7 +35,6 @@ import sys
 import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import hostscan
 import pytest
@@ -123,17 +122,6 @@ def _request(url, key=None):
         return exc.code
 
 
-def _files_here(root, values):
-    """{path: names of the secrets it holds} of the files under ROOT, a directory of this machine."""
-    found = {}
-    for path in root.rglob("*") if root.is_dir() else ():
-        if path.is_file() and not path.is_symlink():
-            names = hostscan.leaks(path.read_bytes().decode(errors="replace"), values)
-            if names:
-                found[str(path)] = names
-    return found
-
-
 def test_multi_host_rollout_over_ssh_at_vvv_shows_no_secret(ssh_nodes, tmp_path, monkeypatch):
     values = {"deepseek_v4_api_key": "sk-dsv4scan-" + secrets.token_hex(12),
               "hf_cache_token": "hf_dsv4scan" + secrets.token_hex(12)}
@@ -184,8 +172,8 @@ def test_multi_host_rollout_over_ssh_at_vvv_shows_no_secret(ssh_nodes, tmp_path,
     # No file here: the plan (0600) and reports, the engines' bind-mount sources (on this machine).
     plan = plan_dir / "plan.json"
     assert oct(plan.stat().st_mode & 0o777) == "0o600"
-    assert _files_here(plan_dir, values) == {} and _files_here(OUT, values) == {}
-    assert _files_here(Path(DATA_DIR), values) == {}
+    assert hostscan.local_files_holding(plan_dir, values) == {} and hostscan.local_files_holding(OUT, values) == {}
+    assert hostscan.local_files_holding(DATA_DIR, values) == {}
 
     # The nodes: only the files that must hold a secret, 0600 root; nothing in a journal; nothing of the fan-out left.
     found = {}
